@@ -1,0 +1,217 @@
+"""The learning-history file format: one compressed ``.npz`` file per task.
+
+A history is everything one source learner did on one task, stream by stream, in time order.
+Each file holds five arrays and a JSON metadata blob, and is read with ``allow_pickle=False``,
+so loading a file never runs code from it:
+
+============== ================================ ===============================================
+key            shape                            meaning
+============== ================================ ===============================================
+observations   (streams, steps, *obs_shape)     the observation each action was chosen from
+actions        (streams, steps, *action_shape)  the action taken
+rewards        (streams, steps) float32         the env's reward, as the env returned it
+dones          (streams, steps) bool            True where an episode ended after this step
+metadata       (bytes,) uint8                   UTF-8 JSON: format, env_id, task, source, seed,
+                                                ad_gym version, ...
+============== ================================ ===============================================
+
+Integer arrays are stored in the smallest integer type that holds their values. Files are
+written to a temporary name and renamed into place, so a file under its final name is always
+complete; a truncated or corrupted one is reported as `HistoryFileError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from ad_gym.envs.tasks import normalize_task
+
+FORMAT = "ad_gym.history"
+FORMAT_VERSION = 1
+SUFFIX = ".npz"
+ARRAY_KEYS = ("observations", "actions", "rewards", "dones")
+
+
+class HistoryFileError(ValueError):
+    """A history file is missing, truncated, corrupted or not an ad-gym history."""
+
+
+@dataclass
+class History:
+    """One task's learning history: every stream of the source learner, in time order."""
+
+    task: dict[str, Any]
+    observations: np.ndarray  # (streams, steps, *obs_shape)
+    actions: np.ndarray  # (streams, steps, *action_shape)
+    rewards: np.ndarray  # (streams, steps) float32
+    dones: np.ndarray  # (streams, steps) bool: an episode ended after this step
+    metadata: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    def __post_init__(self):
+        self.task = normalize_task(self.task)
+        _check_arrays(self.observations, self.actions, self.rewards, self.dones, where=str(self.path or "history"))
+
+    @property
+    def env_id(self) -> str | None:
+        return self.metadata.get("env_id")
+
+    @property
+    def n_streams(self) -> int:
+        return self.rewards.shape[0]
+
+    @property
+    def n_steps(self) -> int:
+        """Steps per stream."""
+        return self.rewards.shape[1]
+
+    def episode_returns(self) -> list[np.ndarray]:
+        """Per stream, the return of each complete episode, in order."""
+        returns = []
+        for rewards, dones in zip(self.rewards, self.dones):
+            ends = np.flatnonzero(dones)
+            if len(ends) == 0:
+                returns.append(np.zeros(0, dtype=np.float64))
+                continue
+            cumulative = np.cumsum(rewards, dtype=np.float64)[ends]
+            returns.append(np.diff(cumulative, prepend=0.0))
+        return returns
+
+
+def save_history(history: History, path: str | os.PathLike) -> Path:
+    """Write ``history`` to ``path`` atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    if path.suffix != SUFFIX:
+        raise ValueError(f"history files end in {SUFFIX!r}, got {str(path)!r}")
+    metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, **history.metadata, "task": history.task}
+    arrays = {
+        "observations": _compact(history.observations),
+        "actions": _compact(history.actions),
+        "rewards": history.rewards.astype(np.float32, copy=False),
+        "dones": history.dones.astype(bool, copy=False),
+        "metadata": np.frombuffer(json.dumps(metadata, sort_keys=True).encode(), dtype=np.uint8),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez_compressed(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_history(path: str | os.PathLike) -> History:
+    """Read and validate one history file."""
+    path = Path(path)
+    if not path.is_file():
+        raise HistoryFileError(f"no history file at {str(path)!r}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in (*ARRAY_KEYS, "metadata") if k not in data.files]
+            if missing:
+                raise HistoryFileError(f"{path} is not an ad-gym history file: it lacks {missing}")
+            arrays = {k: data[k] for k in ARRAY_KEYS}
+            metadata = json.loads(data["metadata"].tobytes().decode())
+    except HistoryFileError:
+        raise
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
+        raise HistoryFileError(
+            f"{path} is truncated or corrupted and cannot be read ({type(exc).__name__}: {exc}); "
+            "delete it and collect that task again"
+        ) from exc
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        raise HistoryFileError(f"{path} is not an ad-gym history file (format {metadata.get('format')!r})")
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise HistoryFileError(
+            f"{path} has history format version {metadata.get('format_version')!r}; "
+            f"this ad_gym reads version {FORMAT_VERSION}"
+        )
+    task = metadata.pop("task", None)
+    if not isinstance(task, dict):
+        raise HistoryFileError(f"{path} has no task in its metadata")
+    try:
+        return History(task=task, metadata=metadata, path=path, **arrays)
+    except ValueError as exc:
+        raise HistoryFileError(str(exc)) from exc
+
+
+def history_files(path: str | os.PathLike) -> list[Path]:
+    path = Path(path)
+    if path.is_dir():
+        return sorted(p for p in path.iterdir() if p.suffix == SUFFIX and not p.name.startswith("."))
+    if path.is_file():
+        return [path]
+    raise FileNotFoundError(f"no history file or folder at {str(path)!r}")
+
+
+def load_histories(path: str | os.PathLike, env_id: str | None = None) -> list[History]:
+    """Load every history in a folder (or one file), one `History` per task, in task order.
+
+    Raises `HistoryFileError` for a file that is truncated, corrupted or from another env than
+    ``env_id`` (when given), and `ValueError` if the folder mixes envs or holds no histories.
+    """
+    files = history_files(path)
+    if not files:
+        raise ValueError(f"{str(path)!r} holds no history files (*{SUFFIX})")
+    histories = [read_history(p) for p in files]
+    env_ids = {h.env_id for h in histories}
+    if env_id is not None:
+        from ad_gym.envs.tasks import canonical_env_id
+
+        wanted = canonical_env_id(env_id)
+        wrong = [str(h.path) for h in histories if h.env_id != wanted]
+        if wrong:
+            raise HistoryFileError(f"expected {wanted} histories, but {wrong[:3]} hold other envs' histories")
+    elif len(env_ids) > 1:
+        raise ValueError(f"{str(path)!r} mixes histories of several envs: {sorted(map(str, env_ids))}")
+    histories.sort(key=lambda h: (h.metadata.get("task_index", 0), str(h.path)))
+    return histories
+
+
+def _check_arrays(observations, actions, rewards, dones, where: str) -> None:
+    for name, array in zip(ARRAY_KEYS, (observations, actions, rewards, dones)):
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"{where}: {name} must be a numpy array, got {type(array).__name__}")
+    if rewards.ndim != 2:
+        raise ValueError(f"{where}: rewards must have shape (streams, steps), got {rewards.shape}")
+    if dones.shape != rewards.shape:
+        raise ValueError(f"{where}: dones has shape {dones.shape}, expected {rewards.shape} like rewards")
+    for name, array in (("observations", observations), ("actions", actions)):
+        if array.shape[:2] != rewards.shape:
+            raise ValueError(
+                f"{where}: {name} has shape {array.shape}, expected it to start with (streams, steps) = {rewards.shape}"
+            )
+    if dones.dtype != np.bool_:
+        raise ValueError(f"{where}: dones must be boolean, got {dones.dtype}")
+    if not np.all(np.isfinite(rewards)):
+        raise ValueError(f"{where}: rewards hold NaN or infinite values")
+
+
+def _compact(array: np.ndarray) -> np.ndarray:
+    """Integers in the smallest integer type that holds them; other types unchanged."""
+    if not np.issubdtype(array.dtype, np.integer) or array.size == 0:
+        return array
+    low, high = int(array.min()), int(array.max())
+    for dtype in (np.uint8, np.int8, np.uint16, np.int16, np.int32, np.int64):
+        info = np.iinfo(dtype)
+        if info.min <= low and high <= info.max:
+            return array.astype(dtype, copy=False)
+    return array
+
+
+def concatenate_returns(histories: Iterable[History]) -> list[np.ndarray]:
+    """Every stream's episode returns, across histories (one array per stream)."""
+    return [r for h in histories for r in h.episode_returns()]

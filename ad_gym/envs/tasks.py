@@ -1,0 +1,140 @@
+"""Task families and their fixed train / test splits.
+
+A *task* is the dict of keyword arguments that fixes one member of a family, so the same object
+works as ``gym.make(env_id, **task)`` and as ``env.reset(options=task)``: for Dark Room it is
+``{"goal": (x, y)}``. Every family lists its tasks in one fixed order; a task's position in that
+order is its index, which seeds the source agent that learns it (see `ad_gym.sources`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+SPLITS = ("train", "test", "all")
+NAMESPACE = "ad_gym"
+
+
+@dataclass(frozen=True)
+class TaskFamily:
+    """One registered environment and the fixed split of its tasks."""
+
+    env_id: str
+    entry_point: str
+    all_tasks: tuple[dict[str, Any], ...]
+    is_test: Callable[[dict[str, Any]], bool]
+    split_rule: str  # how the test split is chosen, for docs and metadata
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def split(self, name: str) -> list[dict[str, Any]]:
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r} for {self.env_id}; expected one of {list(SPLITS)}")
+        if name == "all":
+            return [dict(t) for t in self.all_tasks]
+        want_test = name == "test"
+        return [dict(t) for t in self.all_tasks if self.is_test(t) == want_test]
+
+    def index(self, task: dict[str, Any]) -> int:
+        """The task's position in the family's fixed order."""
+        key = task_key(task)
+        for i, candidate in enumerate(self.all_tasks):
+            if task_key(candidate) == key:
+                return i
+        raise ValueError(f"{task!r} is not a task of {self.env_id}")
+
+
+_FAMILIES: dict[str, TaskFamily] = {}
+
+
+def add_family(family: TaskFamily) -> None:
+    _FAMILIES[family.env_id] = family
+
+
+def canonical_env_id(env_id: str) -> str:
+    """``"ad_gym/DarkRoom-v0"`` and ``"DarkRoom-v0"`` both name ``"DarkRoom-v0"``."""
+    if not isinstance(env_id, str):
+        raise TypeError(f"env_id must be a string such as 'DarkRoom-v0', got {env_id!r}")
+    plain = env_id[len(NAMESPACE) + 1 :] if env_id.startswith(NAMESPACE + "/") else env_id
+    if plain not in _FAMILIES:
+        raise ValueError(f"unknown env id {env_id!r}; ad_gym provides {sorted(_FAMILIES)}")
+    return plain
+
+
+def family(env_id: str) -> TaskFamily:
+    return _FAMILIES[canonical_env_id(env_id)]
+
+
+def env_ids() -> list[str]:
+    return sorted(_FAMILIES)
+
+
+def tasks(env_id: str, split: str = "train") -> list[dict[str, Any]]:
+    """The tasks of ``env_id`` in the fixed ``split`` ("train", "test" or "all"), in family order.
+
+    >>> ad_gym.tasks("DarkRoom-v0", "test")[:2]
+    [{'goal': (0, 0)}, {'goal': (0, 5)}]
+    """
+    return family(env_id).split(split)
+
+
+def task_key(task: dict[str, Any]) -> str:
+    """A short, file-name-safe name of a task: ``{"goal": (3, 5)}`` -> ``"goal-3-5"``."""
+    parts = []
+    for name in sorted(task):
+        value = task[name]
+        values = value if isinstance(value, (tuple, list)) else (value,)
+        parts.append("-".join([name, *(_flat(v) for v in values)]))
+    return "_".join(parts)
+
+
+def _flat(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return "-".join(_flat(v) for v in value)
+    return str(value)
+
+
+def normalize_task(task: dict[str, Any]) -> dict[str, Any]:
+    """Tuples for sequences, so a task read back from JSON compares equal to the original."""
+    return {k: _tuples(v) for k, v in task.items()}
+
+
+def _tuples(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+# -- the families ------------------------------------------------------------------------------
+
+
+def goal_grid(size: int) -> tuple[dict[str, Any], ...]:
+    return tuple({"goal": (x, y)} for x in range(size) for y in range(size))
+
+
+def goal_held_out(task: dict[str, Any]) -> bool:
+    # Every fifth cell on a knight's-move lattice: spread evenly over the room, no two adjacent,
+    # 16 of the 81 Dark Room goals and 58 of the 289 Dark Room Hard goals.
+    x, y = task["goal"]
+    return (x + 2 * y) % 5 == 0
+
+
+GOAL_SPLIT_RULE = "test = goals (x, y) with (x + 2*y) % 5 == 0; train = the rest"
+
+add_family(
+    TaskFamily(
+        env_id="DarkRoom-v0",
+        entry_point="ad_gym.envs.dark_room:DarkRoomEnv",
+        all_tasks=goal_grid(9),
+        is_test=goal_held_out,
+        split_rule=GOAL_SPLIT_RULE,
+    )
+)
+add_family(
+    TaskFamily(
+        env_id="DarkRoomHard-v0",
+        entry_point="ad_gym.envs.dark_room_hard:DarkRoomHardEnv",
+        all_tasks=goal_grid(17),
+        is_test=goal_held_out,
+        split_rule=GOAL_SPLIT_RULE,
+    )
+)

@@ -1,0 +1,169 @@
+"""Collect learning histories for every task of a split, in parallel, resumably.
+
+Layout of an output folder::
+
+    DIR/collection.json     what is being collected: env id, split, source settings, seed
+    DIR/goal-0-1.npz        one history file per finished task (see ad_gym.data.histories)
+    ...
+
+A task is finished when its file exists under its final name (files are renamed into place
+only once complete), so a rerun with the same settings skips finished tasks and redoes the rest.
+A folder that holds another env's or another setting's histories is refused, never mixed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from ad_gym.data.histories import SUFFIX, HistoryFileError, read_history, save_history
+from ad_gym.envs.tasks import canonical_env_id, family, task_key
+from ad_gym.sources.sb3 import SourceConfig, learn_task
+
+MANIFEST = "collection.json"
+
+
+@dataclass
+class TaskResult:
+    task: dict[str, Any]
+    path: Path
+    steps: int  # env steps over all streams
+    seconds: float
+    skipped: bool  # True: already collected by an earlier run
+
+
+def collect(
+    env_id: str,
+    out: str | os.PathLike,
+    split: str = "train",
+    config: SourceConfig | None = None,
+    seed: int = 0,
+    max_tasks: int | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> list[TaskResult]:
+    """Train a source learner on each task of ``split`` and store its history under ``out``.
+
+    ``workers`` processes run tasks in parallel (default: every core); each learner uses one
+    torch thread. Returns one `TaskResult` per task, in task order.
+    """
+    env_id = canonical_env_id(env_id)
+    config = config or SourceConfig()
+    tasks = family(env_id).split(split)
+    if max_tasks is not None:
+        if not isinstance(max_tasks, int) or max_tasks < 1:
+            raise ValueError(f"max_tasks must be a positive integer, got {max_tasks!r}")
+        tasks = tasks[:max_tasks]
+    workers = default_workers() if workers is None else workers
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+
+    out = Path(out)
+    _claim_folder(out, {"env_id": env_id, "split": split, "seed": int(seed), "source": config.to_dict()})
+    results: dict[str, TaskResult] = {}
+    pending = []
+    for task in tasks:
+        path = out / f"{task_key(task)}{SUFFIX}"
+        if _is_finished(path):
+            results[task_key(task)] = TaskResult(task, path, 0, 0.0, skipped=True)
+        else:
+            pending.append((task, path))
+
+    bar = tqdm(total=len(tasks), initial=len(results), desc=f"collect {env_id}", unit="task", disable=not progress)
+    start, steps_done = time.perf_counter(), 0
+    for result in _run(env_id, pending, config, seed, workers):
+        results[task_key(result.task)] = result
+        steps_done += result.steps
+        bar.set_postfix_str(f"{steps_done / (time.perf_counter() - start):,.0f} env steps/s")
+        bar.update()
+    bar.close()
+    return [results[task_key(task)] for task in tasks]
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _run(env_id, pending, config, seed, workers):
+    if workers == 1 or len(pending) <= 1:
+        for task, path in pending:
+            yield _collect_task(env_id, task, path, config, seed)
+        return
+    # spawn: each worker starts clean (no forked torch thread pools), on every platform.
+    with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(_collect_task, env_id, task, path, config, seed) for task, path in pending}
+        try:
+            while futures:
+                done, futures = wait(futures, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def _collect_task(env_id: str, task: dict[str, Any], path: Path, config: SourceConfig, seed: int) -> TaskResult:
+    import torch
+
+    # One thread per learner: the networks are tiny, and parallelism comes from the processes.
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    history = learn_task(env_id, task, config, seed=seed)
+    save_history(history, path)
+    return TaskResult(task, path, history.n_steps * history.n_streams, time.perf_counter() - start, skipped=False)
+
+
+def _is_finished(path: Path) -> bool:
+    if not path.exists():
+        return False
+    try:
+        read_history(path)
+    except HistoryFileError:
+        return False  # unreadable: collect it again (the new file replaces it atomically)
+    return True
+
+
+def _claim_folder(out: Path, manifest: dict[str, Any]) -> None:
+    """Make ``out`` a collection folder for ``manifest``, or refuse if it holds something else."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a file; expected a folder for history files")
+    manifest_path = out / MANIFEST
+    manifest = json.loads(json.dumps(manifest))  # as it reads back from JSON
+    if manifest_path.exists():
+        existing = json.loads(manifest_path.read_text())
+        if existing.get("env_id") != manifest["env_id"]:
+            raise ValueError(
+                f"{str(out)!r} holds {existing.get('env_id')} histories, not {manifest['env_id']}; "
+                "choose another --out folder"
+            )
+        changed = sorted(k for k in manifest if existing.get(k) != manifest[k])
+        if changed:
+            raise ValueError(
+                f"{str(out)!r} holds {manifest['env_id']} histories collected with other settings "
+                f"({', '.join(f'{k}: {existing.get(k)!r}' for k in changed)}); resume with the same "
+                "settings or choose another --out folder"
+            )
+        return
+    if out.is_dir():
+        for path in sorted(out.glob(f"*{SUFFIX}")):
+            try:
+                other_env = read_history(path).env_id
+            except HistoryFileError:
+                continue
+            if other_env != manifest["env_id"]:
+                raise ValueError(
+                    f"{str(out)!r} holds {other_env} histories, not {manifest['env_id']}; choose another --out folder"
+                )
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = manifest_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, manifest_path)

@@ -1,0 +1,59 @@
+"""A Stable-Baselines3 callback that records exactly what a learner did, stream by stream."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+
+
+class HistoryRecorder(BaseCallback):
+    """Record the observation, action, reward and episode end of every step of every stream.
+
+    Works with any SB3 algorithm whose rollout loop calls the callback after each vectorised
+    ``env.step`` (A2C, PPO, DQN, ...). Rewards are copied at once: on-policy algorithms add the
+    bootstrapped value of truncated episodes to the ``rewards`` array in place right after the
+    callback returns, and the history must hold what the env paid.
+
+    ``observation_fn`` maps the observations the learner sees to the ones stored (for example to
+    drop a flag that only the source agent is given); by default they are stored as seen.
+    """
+
+    def __init__(self, observation_fn: Callable[[np.ndarray], np.ndarray] | None = None):
+        super().__init__(verbose=0)
+        self.observation_fn = observation_fn or (lambda obs: obs)
+        self._last_obs: np.ndarray | None = None
+        self._steps: dict[str, list[np.ndarray]] = {"observations": [], "actions": [], "rewards": [], "dones": []}
+
+    def _on_training_start(self) -> None:
+        last_obs = self.model._last_obs  # the observations the first actions will be chosen from
+        if not isinstance(last_obs, np.ndarray):
+            raise TypeError(f"HistoryRecorder records array observations, got {type(last_obs).__name__}")
+        self._last_obs = np.array(self.observation_fn(last_obs), copy=True)
+
+    def _on_step(self) -> bool:
+        new_obs, actions = self.locals["new_obs"], self.locals["actions"]
+        rewards, dones = self.locals["rewards"], self.locals["dones"]
+        self._steps["observations"].append(self._last_obs)
+        self._steps["actions"].append(np.array(actions, copy=True).reshape(len(dones), *self._action_shape()))
+        self._steps["rewards"].append(np.array(rewards, dtype=np.float32, copy=True))
+        self._steps["dones"].append(np.array(dones, dtype=bool, copy=True))
+        # After an episode ends the VecEnv has already reset that stream, so new_obs holds the
+        # first observation of its next episode: exactly what the next action is chosen from.
+        self._last_obs = np.array(self.observation_fn(new_obs), copy=True)
+        return True
+
+    def _action_shape(self) -> tuple[int, ...]:
+        return tuple(self.model.action_space.shape or ())
+
+    @property
+    def n_steps(self) -> int:
+        """Steps recorded per stream."""
+        return len(self._steps["rewards"])
+
+    def arrays(self) -> dict[str, Any]:
+        """The recording as ``(streams, steps, ...)`` arrays, the layout of `ad_gym.data.History`."""
+        if self.n_steps == 0:
+            raise RuntimeError("nothing was recorded: the learner took no step")
+        return {name: np.stack(steps, axis=1) for name, steps in self._steps.items()}
