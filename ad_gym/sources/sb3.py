@@ -9,6 +9,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from stable_baselines3 import A2C, DQN, PPO
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from ad_gym.data.histories import History
@@ -85,6 +86,8 @@ def learn_task(env_id: str, task: dict[str, Any], config: SourceConfig, seed: in
     vec_env = DummyVecEnv([lambda: gym.make(env_id, **task)] * config.n_streams)
     algo_class = ALGORITHMS[config.algo]
     model = algo_class(config.policy, vec_env, seed=learner_seed, device="cpu", verbose=0, **config.algo_kwargs())
+    # A logger with no outputs: SB3's default one makes a folder in /tmp for every learn() call.
+    model.set_logger(Logger(folder=None, output_formats=[]))
     recorder = HistoryRecorder()
     start = time.perf_counter()
     model.learn(total_timesteps=config.total_steps, callback=recorder)

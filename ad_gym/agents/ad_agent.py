@@ -1,0 +1,224 @@
+"""`ADAgent`: a trained AD transformer behind Stable-Baselines3's ``predict`` API.
+
+The agent keeps a growing multi-episode context per env: every observation it is asked about,
+the action it chose, and the reward that action earned. ``predict`` never sees rewards, so they
+come in through `ADAgent.observe` (one call per step in a plain loop) or, for SB3 tools such as
+``evaluate_policy``, through `ADContextWrapper`, a VecEnv wrapper that makes that call itself.
+
+    agent = ADAgent.load("darkroom")                 # a shipped pretrained model, or a path
+    env = gym.make("DarkRoom-v0", goal=(1, 7))
+    obs, _ = env.reset(seed=0)
+    state = None
+    for _ in range(100 * 20):
+        action, state = agent.predict(obs, state)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        agent.observe(reward, terminated or truncated)   # the one extra call
+        if terminated or truncated:
+            obs, _ = env.reset()                         # same goal: the context carries over
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from ad_gym.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from ad_gym.envs.tasks import canonical_env_id
+from ad_gym.models.transformer import ADConfig, ADTransformer, KVCache
+
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+
+
+@dataclass
+class ADContext:
+    """The multi-episode context of a batch of envs: the ``state`` that ``predict`` returns."""
+
+    n_envs: int
+    cache: KVCache | None = None  # incremental mode
+    tokens: dict[str, list[torch.Tensor]] = field(default_factory=dict)  # recompute mode: every token so far
+    prev_actions: np.ndarray = None  # (n,) action chosen at the last predict, n_actions if none yet
+    prev_rewards: np.ndarray = None  # (n,) reward it earned
+    steps: np.ndarray = None  # (n,) step of the next observation in its episode
+    awaiting_reward: bool = False  # predict was called; observe has not been yet
+    last_actions: np.ndarray | None = None
+
+
+class ADAgent:
+    """An in-context RL agent: a frozen AD transformer plus the context it is learning from.
+
+    ``predict(observation, state=None, episode_start=None, deterministic=False)`` follows
+    Stable-Baselines3: one observation or a batch from a VecEnv in, actions and a state out.
+    ``state=None`` starts a new context (a new task); passing back the returned state continues
+    it. ``episode_start`` marks the first observation of a new episode, which resets the
+    step-in-episode counter but keeps the context: learning across episodes is the point.
+    """
+
+    def __init__(self, model: ADTransformer, meta: dict[str, Any], use_cache: bool = True, seed: int | None = None):
+        self.model = model.eval()
+        self.meta = meta
+        self.config: ADConfig = model.config
+        self.env_id = canonical_env_id(meta["env_id"])
+        env = gym.make(self.env_id)
+        self.observation_space, self.action_space = env.observation_space, env.action_space
+        env.close()
+        self.use_cache = use_cache
+        self.generator = torch.Generator().manual_seed(seed if seed is not None else torch.seed() % 2**63)
+        self._active: ADContext | None = None
+
+    # -- persistence -----------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, env_id: str | None = None, **kwargs) -> "ADAgent":
+        """Load a checkpoint file, a training folder, or a shipped pretrained model by name.
+
+        With ``env_id``, refuse a checkpoint trained on another env.
+        """
+        meta, payload = load_checkpoint(resolve_checkpoint(path))
+        if meta.get("kind") != "ad_model" or "model" not in payload:
+            raise CheckpointError(f"{path} is not an AD model checkpoint")
+        if env_id is not None and canonical_env_id(env_id) != meta.get("env_id"):
+            raise ValueError(f"{path} holds a model for {meta.get('env_id')}, not {canonical_env_id(env_id)}")
+        try:
+            model = ADTransformer(ADConfig.from_dict(meta["model"]))
+            model.load_state_dict(payload["model"])
+        except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: the weights do not match the model config ({exc})") from exc
+        return cls(model, meta, **kwargs)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        meta = {**self.meta, "finished": True}
+        return save_checkpoint(path, meta, {"model": self.model.state_dict()})
+
+    # -- acting ----------------------------------------------------------------------------
+
+    def reset(self, state: ADContext | None = None, env_indices=None) -> None:
+        """Forget the context (a new task): all envs, or only ``env_indices``."""
+        state = state or self._active
+        if state is None:
+            return
+        rows = np.zeros(state.n_envs, dtype=bool)
+        rows[np.arange(state.n_envs) if env_indices is None else np.asarray(env_indices)] = True
+        state.prev_actions[rows] = self.config.n_actions
+        state.prev_rewards[rows] = 0.0
+        state.steps[rows] = 0
+        if state.cache is not None:
+            state.cache.clear(torch.from_numpy(rows))
+        if state.tokens:
+            state.tokens.setdefault("cleared", []).append(torch.from_numpy(rows.copy()))
+
+    def new_context(self, n_envs: int) -> ADContext:
+        return ADContext(
+            n_envs=n_envs,
+            cache=self.model.new_cache(n_envs) if self.use_cache else None,
+            prev_actions=np.full(n_envs, self.config.n_actions, dtype=np.int64),
+            prev_rewards=np.zeros(n_envs, dtype=np.float32),
+            steps=np.zeros(n_envs, dtype=np.int64),
+        )
+
+    def predict(self, observation, state: ADContext | None = None, episode_start=None, deterministic: bool = False):
+        obs, vectorized = self._check_observation(observation)
+        n = obs.shape[0]
+        if state is None:
+            state = self.new_context(n)
+        elif not isinstance(state, ADContext):
+            raise TypeError(f"state must be None or the state returned by ADAgent.predict, got {type(state).__name__}")
+        elif state.n_envs != n:
+            raise ValueError(f"got {n} observations for a context of {state.n_envs} envs; pass state=None for a new batch")
+        if state.awaiting_reward:
+            raise RuntimeError(
+                "predict was called twice without the reward in between: call agent.observe(reward, done) after "
+                "each env.step, or wrap the VecEnv in ADContextWrapper(venv, agent)"
+            )
+        if episode_start is not None:
+            starts = np.asarray(episode_start, dtype=bool).reshape(-1)
+            if starts.shape[0] != n:
+                raise ValueError(f"episode_start has {starts.shape[0]} entries for {n} observations")
+            state.steps[starts] = 0
+        self._active = state
+
+        logits = self._logits(state, obs)
+        if deterministic:
+            actions = logits.argmax(dim=-1)
+        else:
+            actions = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=self.generator)[:, 0]
+        actions = actions.numpy().astype(np.int64)
+        state.last_actions = actions
+        state.awaiting_reward = True
+        return (actions if vectorized else actions[0]), state
+
+    def observe(self, reward, done=None, state: ADContext | None = None) -> None:
+        """Give the agent the reward(s) its last action(s) earned, and whether the episode ended."""
+        state = state or self._active
+        if state is None or not state.awaiting_reward:
+            raise RuntimeError("observe() must follow predict(): there is no action awaiting its reward")
+        rewards = np.asarray(reward, dtype=np.float32).reshape(-1)
+        if rewards.shape[0] != state.n_envs:
+            raise ValueError(f"got {rewards.shape[0]} rewards for {state.n_envs} envs")
+        state.prev_actions = state.last_actions.copy()
+        state.prev_rewards = rewards.copy()
+        state.steps = state.steps + 1
+        if done is not None:
+            state.steps[np.asarray(done, dtype=bool).reshape(-1)] = 0
+        state.awaiting_reward = False
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _token(self, state: ADContext, obs: np.ndarray) -> dict[str, torch.Tensor]:
+        return {
+            "obs": torch.from_numpy(obs),
+            "prev_actions": torch.from_numpy(state.prev_actions),
+            "prev_rewards": torch.from_numpy(state.prev_rewards),
+            "steps": torch.from_numpy(np.minimum(state.steps, self.config.max_episode_steps - 1)),
+        }
+
+    @torch.no_grad()
+    def _logits(self, state: ADContext, obs: np.ndarray) -> torch.Tensor:
+        token = self._token(state, obs)
+        if state.cache is not None:
+            return self.model.step(state.cache, **token)
+        # Recompute mode (a reference for the cache): rerun the model over every token that can
+        # still influence this prediction, n_layer x (context_len - 1) back.
+        for name, value in token.items():
+            state.tokens.setdefault(name, []).append(value)
+        if state.tokens.get("cleared"):
+            raise NotImplementedError("recompute mode does not support clearing part of a batch; use the cache")
+        reach = self.config.n_layer * (self.config.context_len - 1) + 1
+        for name in token:
+            state.tokens[name] = state.tokens[name][-reach:]
+        seq = {name: torch.stack(values, dim=1) for name, values in state.tokens.items()}
+        return self.model(**seq)[:, -1]
+
+    def _check_observation(self, observation) -> tuple[np.ndarray, bool]:
+        obs = np.asarray(observation)
+        shape = self.observation_space.shape
+        if obs.shape == shape:
+            obs, vectorized = obs[None], False
+        elif obs.ndim == len(shape) + 1 and obs.shape[1:] == shape:
+            vectorized = True
+        else:
+            raise ValueError(
+                f"observation of shape {obs.shape} does not fit {self.env_id}: expected {shape} or (n_envs, *{shape})"
+            )
+        if not np.issubdtype(obs.dtype, np.integer) or not all(self.observation_space.contains(o) for o in obs.astype(np.int64)):
+            raise ValueError(f"observation {observation!r} is outside {self.env_id}'s observation space {self.observation_space}")
+        return obs.reshape(obs.shape[0], -1).astype(np.int64), vectorized
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint file, a training folder holding one, or the name of a shipped model."""
+    candidate = Path(path)
+    if candidate.is_dir():
+        candidate = candidate / "checkpoint.pt"
+    if candidate.is_file():
+        return candidate
+    shipped = PRETRAINED_DIR / f"{path}.pt"
+    if shipped.is_file():
+        return shipped
+    names = sorted(p.stem for p in PRETRAINED_DIR.glob("*.pt")) if PRETRAINED_DIR.is_dir() else []
+    raise CheckpointError(f"no checkpoint at {str(path)!r}; shipped pretrained models: {names}")

@@ -1,0 +1,35 @@
+"""VecEnv wrapper that feeds each step's rewards into an in-context agent's context."""
+
+from __future__ import annotations
+
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+
+
+class ADContextWrapper(VecEnvWrapper):
+    """Pass every step's rewards and episode ends to ``agent.observe``.
+
+    SB3's ``evaluate_policy`` (and any loop built on ``predict``) never hands rewards to the
+    policy; with this wrapper it works unchanged, for any number of envs:
+
+        venv = ADContextWrapper(make_vec_env("DarkRoom-v0", n_envs=4, env_kwargs={"goal": (1, 7)}), agent)
+        evaluate_policy(agent, venv, n_eval_episodes=40)
+    """
+
+    def __init__(self, venv: VecEnv, agent):
+        if venv.observation_space != agent.observation_space:
+            raise ValueError(
+                f"the agent was trained on {agent.env_id} with observations {agent.observation_space}, "
+                f"but this VecEnv's are {venv.observation_space}"
+            )
+        if venv.action_space != agent.action_space:
+            raise ValueError(f"the agent acts in {agent.action_space}, this VecEnv in {venv.action_space}")
+        super().__init__(venv)
+        self.agent = agent
+
+    def reset(self):
+        return self.venv.reset()
+
+    def step_wait(self):
+        obs, rewards, dones, infos = self.venv.step_wait()
+        self.agent.observe(rewards, dones)
+        return obs, rewards, dones, infos

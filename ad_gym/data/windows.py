@@ -1,0 +1,107 @@
+"""Training sequences for the AD transformer, cut from learning histories.
+
+Each stream of each history becomes one long token sequence: its episodes, optionally only every
+k-th of them (the paper's subsampling, which makes the distilled learner faster than its source),
+in time order. Token t holds what the agent knew when it chose action t (see
+`ad_gym.models.transformer`): observation o_t, previous action and reward (across episode
+boundaries, so the last reward of an episode reaches the next one), and the step of o_t in its
+episode. `SequenceSampler` draws fixed-length segments uniformly from all streams.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ad_gym.data.histories import History
+
+
+@dataclass
+class TokenSequences:
+    """All streams' token sequences, concatenated; ``starts[i]:ends[i]`` is stream i."""
+
+    obs: np.ndarray  # (N, D) int64
+    prev_actions: np.ndarray  # (N,) int64; n_actions marks "no previous action"
+    prev_rewards: np.ndarray  # (N,) float32
+    steps: np.ndarray  # (N,) int64, step of obs in its episode
+    actions: np.ndarray  # (N,) int64, the targets
+    starts: np.ndarray  # (S,) first token of each stream
+    ends: np.ndarray  # (S,)
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+
+def episode_bounds(dones: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) of each complete episode of one stream; an unfinished last one is dropped."""
+    ends = np.flatnonzero(dones) + 1
+    return list(zip([0, *ends[:-1]], ends))
+
+
+def stream_tokens(history: History, stream: int, n_actions: int, every_k: int = 1, max_episodes: int | None = None):
+    """Token arrays of one stream, keeping episodes 0, k, 2k, ... (the first ``max_episodes`` kept)."""
+    bounds = episode_bounds(history.dones[stream])[::every_k][:max_episodes]
+    if not bounds:
+        return None
+    index = np.concatenate([np.arange(a, b) for a, b in bounds])
+    actions = history.actions[stream][index].astype(np.int64).reshape(len(index))
+    rewards = history.rewards[stream][index].astype(np.float32)
+    obs = history.observations[stream][index].astype(np.int64).reshape(len(index), -1)
+    steps = np.concatenate([np.arange(b - a) for a, b in bounds])
+    prev_actions = np.concatenate([[n_actions], actions[:-1]])
+    prev_rewards = np.concatenate([[0.0], rewards[:-1]]).astype(np.float32)
+    return obs, prev_actions, prev_rewards, steps, actions
+
+
+def build_sequences(
+    histories: list[History], n_actions: int, every_k: int = 1, max_episodes: int | None = None
+) -> TokenSequences:
+    if every_k < 1:
+        raise ValueError(f"every_k must be a positive integer, got {every_k!r}")
+    parts = [
+        tokens
+        for h in histories
+        for s in range(h.n_streams)
+        if (tokens := stream_tokens(h, s, n_actions, every_k, max_episodes)) is not None
+    ]
+    if not parts:
+        raise ValueError("the histories hold no complete episode")
+    lengths = np.array([len(p[4]) for p in parts])
+    ends = np.cumsum(lengths)
+    columns = [np.concatenate(column) for column in zip(*parts)]
+    return TokenSequences(*columns, starts=ends - lengths, ends=ends)
+
+
+class SequenceSampler:
+    """Uniform random segments of ``seq_len`` tokens that never cross from one stream to another."""
+
+    def __init__(self, sequences: TokenSequences, seq_len: int, generator: torch.Generator):
+        lengths = sequences.ends - sequences.starts
+        usable = lengths >= seq_len
+        if not usable.any():
+            raise ValueError(
+                f"every stream is shorter than the training sequence ({seq_len} tokens; the longest has "
+                f"{lengths.max()}): collect longer histories, subsample less, or shorten the context"
+            )
+        # A segment may start at any token that leaves seq_len tokens in its stream.
+        self.first = np.concatenate([np.arange(s, e - seq_len + 1) for s, e in zip(sequences.starts[usable], sequences.ends[usable])])
+        self.seq_len = seq_len
+        self.generator = generator
+        self.tensors = {
+            "obs": torch.from_numpy(sequences.obs),
+            "prev_actions": torch.from_numpy(sequences.prev_actions),
+            "prev_rewards": torch.from_numpy(sequences.prev_rewards),
+            "steps": torch.from_numpy(sequences.steps),
+            "actions": torch.from_numpy(sequences.actions),
+        }
+
+    @property
+    def n_segments(self) -> int:
+        return len(self.first)
+
+    def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
+        pick = torch.randint(len(self.first), (batch_size,), generator=self.generator)
+        index = torch.from_numpy(self.first)[pick][:, None] + torch.arange(self.seq_len)  # (B, T)
+        return {name: tensor[index] for name, tensor in self.tensors.items()}

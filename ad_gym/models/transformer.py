@@ -1,0 +1,204 @@
+"""The Algorithm Distillation transformer: a causal model over a long sequence of transitions.
+
+One token per transition. Token t embeds what the agent knows when it picks action a_t: the
+observation o_t, the previous action a_{t-1}, the reward r_{t-1} that action earned, and the
+step of o_t within its episode. The model predicts a_t from token t and the tokens before it.
+
+Attention is causal and *banded*: every token attends to itself and the ``context_len - 1``
+tokens before it, with a learned bias per head and distance instead of absolute positions.
+So a prediction never depends on where a window starts, training can use sequences longer than
+the context (every position past the first ``context_len`` sees a full context), and inference
+keeps a fixed-size key/value cache per layer that gives exactly the logits of recomputing the
+whole sequence.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class ADConfig:
+    obs_nvec: tuple[int, ...]  # observation = len(obs_nvec) integers, component i in [0, obs_nvec[i])
+    n_actions: int
+    max_episode_steps: int  # the step-in-episode embedding has this many rows
+    context_len: int = 80  # c: tokens each token attends to (itself included)
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 64
+    ffn_dim: int = 256
+    dropout: float = 0.1
+    attn_dropout: float = 0.1
+    token_mask_prob: float = 0.0  # training only: each context token hidden from attention with this prob.
+
+    def __post_init__(self):
+        self.obs_nvec = tuple(int(n) for n in self.obs_nvec)
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
+        for name in ("n_actions", "max_episode_steps", "context_len", "n_layer", "n_head", "n_embd", "ffn_dim"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("dropout", "attn_dropout", "token_mask_prob"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ADConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown ADConfig fields {sorted(unknown)}")
+        return cls(**data)
+
+
+@dataclass
+class KVCache:
+    """Keys and values of the last ``context_len - 1`` tokens, per layer, for incremental steps."""
+
+    keys: list[torch.Tensor] = field(default_factory=list)  # per layer (B, H, L, hd)
+    values: list[torch.Tensor] = field(default_factory=list)
+    valid: torch.Tensor | None = None  # (B, L) False where an env's context was cleared
+
+    @property
+    def length(self) -> int:
+        return 0 if self.valid is None else self.valid.shape[1]
+
+    def clear(self, rows: torch.Tensor) -> None:
+        """Forget the context of the batch rows where ``rows`` (B,) is True."""
+        if self.valid is not None:
+            self.valid = self.valid & ~rows[:, None]
+
+
+class Block(nn.Module):
+    def __init__(self, config: ADConfig):
+        super().__init__()
+        self.n_head, self.head_dim = config.n_head, config.n_embd // config.n_head
+        self.ln1 = nn.LayerNorm(config.n_embd)
+        self.qkv = nn.Linear(config.n_embd, 3 * config.n_embd)
+        self.proj = nn.Linear(config.n_embd, config.n_embd)
+        self.ln2 = nn.LayerNorm(config.n_embd)
+        self.ffn = nn.Sequential(
+            nn.Linear(config.n_embd, config.ffn_dim), nn.GELU(), nn.Linear(config.ffn_dim, config.n_embd)
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.attn_dropout = config.attn_dropout
+        # Learned attention bias per head and distance 0..c-1 (distance 0 = the token itself).
+        self.distance_bias = nn.Parameter(torch.zeros(config.n_head, config.context_len))
+
+    def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        B, T, C = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(C, dim=2)
+        return tuple(t.view(B, T, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v))  # (B, H, T, hd)
+
+    def _finish(self, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+        B, _, T, _ = attended.shape
+        x = x + self.dropout(self.proj(attended.transpose(1, 2).reshape(B, T, -1)))
+        return x + self.dropout(self.ffn(self.ln2(x)))
+
+    def forward(self, x: torch.Tensor, distance: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        # x: (B, T, C); distance: (T, T) long, query minus key; allowed: (B or 1, 1, T, T) bool
+        q, k, v = self._split(x)
+        bias = self.distance_bias[:, distance.clamp(0, self.distance_bias.shape[1] - 1)]  # (H, T, T)
+        mask = bias.unsqueeze(0).masked_fill(~allowed, float("-inf"))  # (B, H, T, T)
+        dropout = self.attn_dropout if self.training else 0.0
+        return self._finish(x, F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout))
+
+    def step(self, x: torch.Tensor, cache_k: torch.Tensor, cache_v: torch.Tensor, valid: torch.Tensor):
+        # x: (B, 1, C); cache_k/v: (B, H, L, hd) for the L previous tokens; valid: (B, L)
+        q, k, v = self._split(x)
+        keys, values = torch.cat([cache_k, k], dim=2), torch.cat([cache_v, v], dim=2)  # (B, H, L+1, hd)
+        L = cache_k.shape[2]
+        bias = self.distance_bias[:, torch.arange(L, -1, -1, device=x.device)]  # (H, L+1), oldest first
+        allowed = torch.cat([valid, valid.new_ones(valid.shape[0], 1)], dim=1)  # (B, L+1)
+        mask = bias[None, :, None, :].masked_fill(~allowed[:, None, None, :], float("-inf"))  # (B, H, 1, L+1)
+        attended = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+        return self._finish(x, attended), k, v
+
+
+class ADTransformer(nn.Module):
+    """Predicts the next action's logits from a sequence of transition tokens."""
+
+    def __init__(self, config: ADConfig):
+        super().__init__()
+        self.config = config
+        C = config.n_embd
+        # One embedding table for all observation components (offsets keep them apart): the sum of
+        # rows is a linear map of the components' one-hot codes.
+        self.register_buffer("obs_offsets", torch.tensor([0, *config.obs_nvec[:-1]]).cumsum(0), persistent=False)
+        self.obs_embedding = nn.Embedding(sum(config.obs_nvec), C)
+        self.action_embedding = nn.Embedding(config.n_actions + 1, C)  # last row: no previous action
+        self.reward_embedding = nn.Linear(1, C)
+        self.step_embedding = nn.Embedding(config.max_episode_steps, C)
+        self.dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
+        self.ln_f = nn.LayerNorm(C)
+        self.head = nn.Linear(C, config.n_actions)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def embed(self, obs, prev_actions, prev_rewards, steps) -> torch.Tensor:
+        # obs: (B, T, D) long; prev_actions, steps: (B, T) long (n_actions = none); prev_rewards: (B, T) float
+        x = self.obs_embedding(obs + self.obs_offsets).sum(dim=2)
+        x = x + self.action_embedding(prev_actions) + self.reward_embedding(prev_rewards.unsqueeze(-1))
+        x = x + self.step_embedding(steps.clamp(max=self.config.max_episode_steps - 1))
+        return self.dropout(x)  # (B, T, C)
+
+    def forward(self, obs, prev_actions, prev_rewards, steps) -> torch.Tensor:
+        """Logits (B, T, n_actions) of a_t for every token of the sequences."""
+        x = self.embed(obs, prev_actions, prev_rewards, steps)
+        B, T, _ = x.shape
+        position = torch.arange(T, device=x.device)
+        distance = position[:, None] - position[None, :]  # (T, T)
+        allowed = ((distance >= 0) & (distance < self.config.context_len))[None, None]  # (1, 1, T, T)
+        if self.training and self.config.token_mask_prob > 0:
+            # Hide random context tokens from every query (never a token from itself).
+            hidden = torch.rand(B, 1, 1, T, device=x.device) < self.config.token_mask_prob
+            allowed = allowed & ~(hidden & (distance > 0))
+        for block in self.blocks:
+            x = block(x, distance, allowed)
+        return self.head(self.ln_f(x))
+
+    def new_cache(self, batch_size: int) -> KVCache:
+        param = self.head.weight
+        shape = (batch_size, self.config.n_head, 0, self.config.n_embd // self.config.n_head)
+        empty = lambda: param.new_zeros(shape)  # noqa: E731
+        return KVCache(
+            keys=[empty() for _ in self.blocks],
+            values=[empty() for _ in self.blocks],
+            valid=torch.zeros(batch_size, 0, dtype=torch.bool, device=param.device),
+        )
+
+    @torch.no_grad()
+    def step(self, cache: KVCache, obs, prev_actions, prev_rewards, steps) -> torch.Tensor:
+        """Logits (B, n_actions) for one new token per row, reusing and then updating ``cache``.
+
+        Inputs as in `forward` with T = 1 dropped: obs (B, D), the others (B,).
+        """
+        x = self.embed(obs[:, None], prev_actions[:, None], prev_rewards[:, None], steps[:, None])
+        keep = self.config.context_len - 1  # previous tokens a new token may attend to
+        for i, block in enumerate(self.blocks):
+            x, k, v = block.step(x, cache.keys[i], cache.values[i], cache.valid)
+            cache.keys[i] = torch.cat([cache.keys[i], k], dim=2)[:, :, -keep:] if keep else cache.keys[i]
+            cache.values[i] = torch.cat([cache.values[i], v], dim=2)[:, :, -keep:] if keep else cache.values[i]
+        ones = cache.valid.new_ones(cache.valid.shape[0], 1)
+        cache.valid = torch.cat([cache.valid, ones], dim=1)[:, -keep:] if keep else cache.valid
+        return self.head(self.ln_f(x[:, 0]))
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,234 @@
+"""Train the AD transformer on stored learning histories (plain action imitation).
+
+    config = TrainConfig(updates=3000, every_k=4)
+    train("histories/DarkRoom-v0-train", "runs/ad", config, val_path="histories/DarkRoom-v0-test")
+
+The loop: AdamW, linear warm-up then cosine decay, gradient clipping, cross-entropy on the next
+action at every token (with optional label smoothing), a validation loss on histories of
+held-out tasks, and a checkpoint every ``checkpoint_every`` updates from which a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ad_gym.checkpoints import load_checkpoint, save_checkpoint
+from ad_gym.data.histories import History, load_histories
+from ad_gym.data.windows import SequenceSampler, build_sequences
+from ad_gym.models.transformer import ADConfig, ADTransformer
+from ad_gym.version import __version__
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class TrainConfig:
+    # data
+    every_k: int = 1  # keep every k-th episode of each stream
+    max_episodes: int | None = None  # keep at most this many (subsampled) episodes per stream
+    context_len: int = 80  # tokens each prediction sees (4 Dark Room episodes)
+    seq_len: int | None = None  # tokens per training sequence (default 2 x context_len)
+    # model
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 64
+    ffn_dim: int = 256
+    dropout: float = 0.1
+    attn_dropout: float = 0.1
+    token_mask_prob: float = 0.0
+    # optimisation
+    label_smoothing: float = 0.0
+    batch_size: int = 32
+    updates: int = 3000
+    lr: float = 1e-3
+    warmup: int = 200
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    # bookkeeping
+    eval_every: int = 250
+    val_batches: int = 8
+    checkpoint_every: int = 250
+    seed: int = 0
+    threads: int | None = None  # torch threads (default: every core)
+
+    def __post_init__(self):
+        if self.seq_len is None:
+            self.seq_len = 2 * self.context_len
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("max_episodes", "threads") and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"TrainConfig.{f.name} must be a number, got {value!r}")
+        for name in ("every_k", "context_len", "seq_len", "batch_size", "updates", "eval_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.seq_len < self.context_len:
+            raise ValueError(f"seq_len ({self.seq_len}) must be >= context_len ({self.context_len})")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def model_config(self, env_id: str) -> ADConfig:
+        return ADConfig(
+            **env_shapes(env_id),
+            context_len=self.context_len,
+            n_layer=self.n_layer,
+            n_head=self.n_head,
+            n_embd=self.n_embd,
+            ffn_dim=self.ffn_dim,
+            dropout=self.dropout,
+            attn_dropout=self.attn_dropout,
+            token_mask_prob=self.token_mask_prob,
+        )
+
+
+def env_shapes(env_id: str) -> dict[str, Any]:
+    """What the model needs to know of an env: observation components, actions, episode length."""
+    env = gym.make(env_id)
+    space = env.observation_space
+    if not isinstance(space, gym.spaces.MultiDiscrete):
+        raise TypeError(f"{env_id}: the AD model reads MultiDiscrete observations, got {space}")
+    shapes = {
+        "obs_nvec": tuple(int(n) for n in space.nvec.reshape(-1)),
+        "n_actions": int(env.action_space.n),
+        "max_episode_steps": int(env.unwrapped.max_steps),
+    }
+    env.close()
+    return shapes
+
+
+def lr_at(update: int, config: TrainConfig) -> float:
+    if update < config.warmup:
+        return config.lr * (update + 1) / config.warmup
+    progress = (update - config.warmup) / max(1, config.updates - config.warmup)
+    return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def sequence_loss(model: ADTransformer, batch: dict[str, torch.Tensor], label_smoothing: float = 0.0) -> torch.Tensor:
+    logits = model(batch["obs"], batch["prev_actions"], batch["prev_rewards"], batch["steps"])  # (B, T, A)
+    return F.cross_entropy(logits.flatten(0, 1), batch["actions"].flatten(), label_smoothing=label_smoothing)
+
+
+def _histories(source: str | os.PathLike | list[History]) -> list[History]:
+    return list(source) if isinstance(source, (list, tuple)) else load_histories(source)
+
+
+def train(
+    train_path: str | os.PathLike | list[History],
+    out: str | os.PathLike,
+    config: TrainConfig | None = None,
+    val_path: str | os.PathLike | list[History] | None = None,
+    progress: bool = True,
+    provenance: dict[str, Any] | None = None,
+) -> Path:
+    """Train (or resume training) an AD model; returns the path of its checkpoint."""
+    config = config or TrainConfig()
+    out = Path(out)
+    checkpoint_path = out / CHECKPOINT
+    train_histories = _histories(train_path)
+    env_id = train_histories[0].env_id
+    model_config = config.model_config(env_id)
+    torch.set_num_threads(config.threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+
+    sequences = build_sequences(train_histories, model_config.n_actions, config.every_k, config.max_episodes)
+    sampler = SequenceSampler(sequences, config.seq_len, generator)
+    val_sampler = None
+    if val_path is not None:
+        val_histories = _histories(val_path)
+        val_tasks = {str(h.task) for h in val_histories}
+        overlap = val_tasks & {str(h.task) for h in train_histories}
+        if overlap:
+            raise ValueError(f"validation tasks also appear in the training histories: {sorted(overlap)[:3]}")
+        val_sequences = build_sequences(val_histories, model_config.n_actions, config.every_k, config.max_episodes)
+        val_sampler = SequenceSampler(val_sequences, config.seq_len, torch.Generator().manual_seed(config.seed + 1))
+
+    model = ADTransformer(model_config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
+    meta = {
+        "kind": "ad_model",
+        "env_id": env_id,
+        "model": model_config.to_dict(),
+        "train": config.to_dict(),
+        "train_tasks": [h.task for h in train_histories],
+        "val_tasks": [h.task for h in val_histories] if val_path is not None else [],
+        "source": train_histories[0].metadata.get("source"),
+        "provenance": {"ad_gym_version": __version__, **(provenance or {})},
+        "update": 0,
+        "finished": False,
+        "log": [],
+    }
+    if checkpoint_path.exists():
+        old_meta, payload = load_checkpoint(checkpoint_path)
+        if old_meta.get("train") != meta["train"] or old_meta.get("env_id") != env_id:
+            raise ValueError(
+                f"{checkpoint_path} was trained with other settings; resume with the same settings or choose another output folder"
+            )
+        if old_meta.get("finished"):
+            return checkpoint_path  # done already: never overwrite a finished model
+        model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        generator.set_state(payload["generator"])
+        torch.set_rng_state(payload["torch_rng"])
+        meta = {**meta, "update": old_meta["update"], "log": old_meta["log"]}
+
+    def checkpoint(finished: bool) -> None:
+        meta["finished"] = finished
+        tensors = {"model": model.state_dict()}
+        if not finished:
+            tensors |= {"optimizer": optimizer.state_dict(), "generator": generator.get_state(), "torch_rng": torch.get_rng_state()}
+        save_checkpoint(checkpoint_path, meta, tensors)
+
+    bar = tqdm(total=config.updates, initial=meta["update"], desc="train AD", unit="update", disable=not progress)
+    start = time.perf_counter()
+    model.train()
+    while meta["update"] < config.updates:
+        update = meta["update"]
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(update, config)
+        loss = sequence_loss(model, sampler.sample(config.batch_size), config.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        meta["update"] = update + 1
+        postfix = {"loss": f"{loss.item():.3f}"}
+        if meta["update"] % config.eval_every == 0 or meta["update"] == config.updates:
+            entry = {"update": meta["update"], "loss": round(loss.item(), 4), "seconds": round(time.perf_counter() - start, 1)}
+            if val_sampler is not None:
+                entry["val_loss"] = round(validation_loss(model, val_sampler, config), 4)
+                postfix["val"] = f"{entry['val_loss']:.3f}"
+            meta["log"].append(entry)
+        if meta["update"] % config.checkpoint_every == 0 and meta["update"] < config.updates:
+            checkpoint(finished=False)
+        bar.set_postfix(postfix, refresh=False)
+        bar.update()
+    bar.close()
+    checkpoint(finished=True)
+    return checkpoint_path
+
+
+@torch.no_grad()
+def validation_loss(model: ADTransformer, sampler: SequenceSampler, config: TrainConfig) -> float:
+    model.eval()
+    state = sampler.generator.get_state()
+    sampler.generator.manual_seed(config.seed + 1)  # the same validation batches every time
+    losses = [sequence_loss(model, sampler.sample(config.batch_size)).item() for _ in range(config.val_batches)]
+    sampler.generator.set_state(state)
+    model.train()
+    return float(np.mean(losses))
