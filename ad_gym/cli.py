@@ -60,6 +60,41 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--no-progress", action="store_true", help="no progress bar")
     collect.set_defaults(handler=run_collect)
 
+    run = commands.add_parser(
+        "run",
+        help="the whole pipeline: collect, train AD and ED, evaluate in context, print the leaderboard",
+        description="Collect source histories on the train and held-out tasks, train AD and ED, play "
+        "many episodes in context on the held-out tasks and print the leaderboard. Resumes.",
+    )
+    run.add_argument("env_id", nargs="?", default="DarkRoom-v0", help="env id (default: DarkRoom-v0)")
+    run.add_argument("--preset", default="default", help="named settings (default: default)")
+    run.add_argument("--out", help="output folder (default: runs/<ENV_ID>-<PRESET>)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--workers", type=int, help="collection processes (default: every core)")
+    run.add_argument("--no-progress", action="store_true")
+    run.set_defaults(handler=run_pipeline_command)
+
+    train = commands.add_parser(
+        "train",
+        help="train an AD (or ED) transformer on a folder of histories",
+        description="Train the AD transformer by next-action imitation on stored histories. Options are "
+        "TrainConfig fields; a rerun resumes from the last checkpoint in --out.",
+    )
+    train.add_argument("histories", help="folder of training histories")
+    train.add_argument("--val", help="folder of held-out-task histories for the validation loss")
+    train.add_argument("--out", required=True, help="output folder (checkpoint.pt)")
+    train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                       help="a TrainConfig field, e.g. --set updates=3000 --set every_k=4; repeatable")
+    train.add_argument("--no-progress", action="store_true")
+    train.set_defaults(handler=run_train)
+
+    evaluate = commands.add_parser("evaluate", help="play N episodes in context on held-out tasks and print the returns")
+    evaluate.add_argument("checkpoint", help="checkpoint file, training folder, or shipped model name")
+    evaluate.add_argument("--split", default="test", choices=SPLITS)
+    evaluate.add_argument("--episodes", type=int, default=100)
+    evaluate.add_argument("--seeds", type=int, default=4, help="seeds per task (default: 4)")
+    evaluate.set_defaults(handler=run_evaluate)
+
     summarize = commands.add_parser("summarize", help="print the learning curve recorded in a folder of histories")
     summarize.add_argument("path", help="a history folder or file")
     summarize.add_argument("--blocks", type=int, default=10, help="episode blocks in the table (default: 10)")
@@ -68,11 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_hyperparams(pairs: list[str]) -> dict[str, Any]:
+    return parse_pairs(pairs, "--hp")
+
+
+def parse_pairs(pairs: list[str], option: str) -> dict[str, Any]:
     hyperparams = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"--hp expects KEY=VALUE, got {pair!r}")
+            raise ValueError(f"{option} expects KEY=VALUE, got {pair!r}")
         try:
             hyperparams[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -97,6 +136,37 @@ def run_collect(args) -> int:
     skipped = sum(r.skipped for r in results)
     print(f"\n{len(results)} task histories in {out} ({skipped} already there, {len(results) - skipped} collected now)\n")
     print(summarize(load_histories(out, env_id=env_id)))
+    return 0
+
+
+def run_pipeline_command(args) -> int:
+    from ad_gym.pipeline import run_pipeline
+
+    result = run_pipeline(args.env_id, args.preset, args.out, workers=args.workers, seed=args.seed, progress=not args.no_progress)
+    print(f"\n{args.env_id}, preset {args.preset}: mean return per episode on held-out tasks (95% CI)\n")
+    print(result.table)
+    print("\n" + ", ".join(f"{k}: {v / 60:.1f} min" for k, v in result.seconds.items()))
+    print(f"results in {result.out}/ (leaderboard.md, returns.png, returns.npz, ad/checkpoint.pt)")
+    return 0
+
+
+def run_train(args) -> int:
+    from ad_gym.training import TrainConfig, train
+
+    path = train(args.histories, args.out, TrainConfig(**parse_pairs(args.set, "--set")), val_path=args.val, progress=not args.no_progress)
+    print(f"checkpoint: {path}")
+    return 0
+
+
+def run_evaluate(args) -> int:
+    from ad_gym.agents import ADAgent
+    from ad_gym.envs.tasks import tasks
+    from ad_gym.evaluation import leaderboard_table, play_episodes
+
+    agent = ADAgent.load(args.checkpoint, seed=0)
+    returns = play_episodes(lambda rows: agent, agent.env_id, tasks(agent.env_id, args.split), args.episodes,
+                            list(range(args.seeds)), progress=True)
+    print(leaderboard_table({"AD": returns}))
     return 0
 
 

@@ -56,3 +56,55 @@ def play_episodes(
     for env in envs:
         env.close()
     return returns
+
+
+REPORT_EPISODES = (1, 5, 10, 20, 50, 100)
+
+
+def learner_episode_returns(history) -> np.ndarray:
+    """A source learner's own learning curve: the returns of all its streams' episodes in the
+    order it experienced them (streams step in lockstep, so round by round)."""
+    per_stream = history.episode_returns()
+    n = min(len(r) for r in per_stream)
+    return np.stack([r[:n] for r in per_stream], axis=1).reshape(-1)  # (episodes * streams,)
+
+
+def mean_ci(returns: np.ndarray, episode: int) -> tuple[float, float]:
+    """Mean return at a 1-based episode over the rows, and the half-width of its 95% interval."""
+    column = returns[:, episode - 1]
+    half = 1.96 * column.std(ddof=1) / np.sqrt(len(column)) if len(column) > 1 else float("nan")
+    return float(column.mean()), float(half)
+
+
+def leaderboard_table(curves: dict[str, np.ndarray], episodes=REPORT_EPISODES) -> str:
+    """Markdown: one row per method, mean +- 95% CI of the return at each listed episode."""
+    episodes = [e for e in episodes if all(c.shape[1] >= e for c in curves.values())]
+    lines = ["| method | " + " | ".join(f"ep {e}" for e in episodes) + " |", "| --- |" + " --- |" * len(episodes)]
+    for name, returns in curves.items():
+        cells = [f"{m:.2f} ± {h:.2f}" for m, h in (mean_ci(returns, e) for e in episodes)]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_curves(curves: dict[str, np.ndarray], path, title: str) -> None:
+    """Mean return per episode with a 95% band, one line per method, saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, returns in curves.items():
+        x = np.arange(1, returns.shape[1] + 1)
+        mean = returns.mean(axis=0)
+        half = 1.96 * returns.std(axis=0, ddof=1) / np.sqrt(len(returns)) if len(returns) > 1 else 0 * mean
+        ax.plot(x, mean, label=name)
+        ax.fill_between(x, mean - half, mean + half, alpha=0.2)
+    ax.set_xlabel("episode (in context, frozen weights)")
+    ax.set_ylabel("return")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

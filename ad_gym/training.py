@@ -37,6 +37,7 @@ class TrainConfig:
     # data
     every_k: int = 1  # keep every k-th episode of each stream
     max_episodes: int | None = None  # keep at most this many (subsampled) episodes per stream
+    expert_episodes: int | None = None  # ED: train only on each stream's last N episodes instead
     context_len: int = 80  # tokens each prediction sees (4 Dark Room episodes)
     seq_len: int | None = None  # tokens per training sequence (default 2 x context_len)
     # model
@@ -67,7 +68,7 @@ class TrainConfig:
             self.seq_len = 2 * self.context_len
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("max_episodes", "threads") and value is None:
+            if f.name in ("max_episodes", "expert_episodes", "threads") and value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"TrainConfig.{f.name} must be a number, got {value!r}")
@@ -134,8 +135,13 @@ def train(
     val_path: str | os.PathLike | list[History] | None = None,
     progress: bool = True,
     provenance: dict[str, Any] | None = None,
+    until: int | None = None,
 ) -> Path:
-    """Train (or resume training) an AD model; returns the path of its checkpoint."""
+    """Train (or resume training) an AD model; returns the path of its checkpoint.
+
+    ``until`` stops after that many updates in all (a time-boxed run): the checkpoint is saved
+    unfinished, and calling `train` again with the same arguments continues from it.
+    """
     config = config or TrainConfig()
     out = Path(out)
     checkpoint_path = out / CHECKPOINT
@@ -146,7 +152,7 @@ def train(
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
 
-    sequences = build_sequences(train_histories, model_config.n_actions, config.every_k, config.max_episodes)
+    sequences = build_sequences(train_histories, model_config.n_actions, config.every_k, config.max_episodes, config.expert_episodes)
     sampler = SequenceSampler(sequences, config.seq_len, generator)
     val_sampler = None
     if val_path is not None:
@@ -155,7 +161,7 @@ def train(
         overlap = val_tasks & {str(h.task) for h in train_histories}
         if overlap:
             raise ValueError(f"validation tasks also appear in the training histories: {sorted(overlap)[:3]}")
-        val_sequences = build_sequences(val_histories, model_config.n_actions, config.every_k, config.max_episodes)
+        val_sequences = build_sequences(val_histories, model_config.n_actions, config.every_k, config.max_episodes, config.expert_episodes)
         val_sampler = SequenceSampler(val_sequences, config.seq_len, torch.Generator().manual_seed(config.seed + 1))
 
     model = ADTransformer(model_config)
@@ -197,7 +203,8 @@ def train(
     bar = tqdm(total=config.updates, initial=meta["update"], desc="train AD", unit="update", disable=not progress)
     start = time.perf_counter()
     model.train()
-    while meta["update"] < config.updates:
+    stop = config.updates if until is None else min(until, config.updates)
+    while meta["update"] < stop:
         update = meta["update"]
         for group in optimizer.param_groups:
             group["lr"] = lr_at(update, config)
@@ -219,16 +226,14 @@ def train(
         bar.set_postfix(postfix, refresh=False)
         bar.update()
     bar.close()
-    checkpoint(finished=True)
+    checkpoint(finished=meta["update"] >= config.updates)
     return checkpoint_path
 
 
 @torch.no_grad()
 def validation_loss(model: ADTransformer, sampler: SequenceSampler, config: TrainConfig) -> float:
     model.eval()
-    state = sampler.generator.get_state()
     sampler.generator.manual_seed(config.seed + 1)  # the same validation batches every time
     losses = [sequence_loss(model, sampler.sample(config.batch_size)).item() for _ in range(config.val_batches)]
-    sampler.generator.set_state(state)
     model.train()
     return float(np.mean(losses))

@@ -41,12 +41,17 @@ class ADContext:
 
     n_envs: int
     cache: KVCache | None = None  # incremental mode
-    tokens: dict[str, list[torch.Tensor]] = field(default_factory=dict)  # recompute mode: every token so far
+    tokens: dict[str, list[torch.Tensor]] = field(default_factory=dict)  # the tokens that can still matter
     prev_actions: np.ndarray = None  # (n,) action chosen at the last predict, n_actions if none yet
     prev_rewards: np.ndarray = None  # (n,) reward it earned
     steps: np.ndarray = None  # (n,) step of the next observation in its episode
     awaiting_reward: bool = False  # predict was called; observe has not been yet
     last_actions: np.ndarray | None = None
+    cleared_rows: bool = False  # part of the batch was reset since the start
+
+    def transitions(self) -> dict[str, np.ndarray]:
+        """The context as arrays (n_envs, T, ...): obs, prev_actions, prev_rewards, steps."""
+        return {name: torch.stack(values, dim=1).numpy() for name, values in self.tokens.items()}
 
 
 class ADAgent:
@@ -107,10 +112,14 @@ class ADAgent:
         state.prev_actions[rows] = self.config.n_actions
         state.prev_rewards[rows] = 0.0
         state.steps[rows] = 0
+        if rows.all():
+            state.tokens.clear()
+            if state.cache is not None:
+                state.cache = self.model.new_cache(state.n_envs)
+            return
+        state.cleared_rows = True
         if state.cache is not None:
             state.cache.clear(torch.from_numpy(rows))
-        if state.tokens:
-            state.tokens.setdefault("cleared", []).append(torch.from_numpy(rows.copy()))
 
     def new_context(self, n_envs: int) -> ADContext:
         return ADContext(
@@ -180,19 +189,16 @@ class ADAgent:
     @torch.no_grad()
     def _logits(self, state: ADContext, obs: np.ndarray) -> torch.Tensor:
         token = self._token(state, obs)
+        # Keep every token that can still influence a prediction: n_layer x (context_len - 1) back.
+        reach = self.config.n_layer * (self.config.context_len - 1) + 1
+        for name, value in token.items():
+            state.tokens[name] = [*state.tokens.get(name, [])[-(reach - 1) :], value] if reach > 1 else [value]
         if state.cache is not None:
             return self.model.step(state.cache, **token)
-        # Recompute mode (a reference for the cache): rerun the model over every token that can
-        # still influence this prediction, n_layer x (context_len - 1) back.
-        for name, value in token.items():
-            state.tokens.setdefault(name, []).append(value)
-        if state.tokens.get("cleared"):
-            raise NotImplementedError("recompute mode does not support clearing part of a batch; use the cache")
-        reach = self.config.n_layer * (self.config.context_len - 1) + 1
-        for name in token:
-            state.tokens[name] = state.tokens[name][-reach:]
-        seq = {name: torch.stack(values, dim=1) for name, values in state.tokens.items()}
-        return self.model(**seq)[:, -1]
+        if state.cleared_rows:
+            raise NotImplementedError("recompute mode cannot clear part of a batch's context; use the cache")
+        sequence = {name: torch.stack(values, dim=1) for name, values in state.tokens.items()}
+        return self.model(**sequence)[:, -1]
 
     def _check_observation(self, observation) -> tuple[np.ndarray, bool]:
         obs = np.asarray(observation)

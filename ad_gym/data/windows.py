@@ -40,9 +40,21 @@ def episode_bounds(dones: np.ndarray) -> list[tuple[int, int]]:
     return list(zip([0, *ends[:-1]], ends))
 
 
-def stream_tokens(history: History, stream: int, n_actions: int, every_k: int = 1, max_episodes: int | None = None):
-    """Token arrays of one stream, keeping episodes 0, k, 2k, ... (the first ``max_episodes`` kept)."""
-    bounds = episode_bounds(history.dones[stream])[::every_k][:max_episodes]
+def stream_tokens(
+    history: History,
+    stream: int,
+    n_actions: int,
+    every_k: int = 1,
+    max_episodes: int | None = None,
+    last_episodes: int | None = None,
+):
+    """Token arrays of one stream, keeping episodes 0, k, 2k, ... (the first ``max_episodes`` kept).
+
+    ``last_episodes`` keeps only that many final episodes instead: the near-expert end of the
+    history, which is what expert distillation (ED) trains on.
+    """
+    bounds = episode_bounds(history.dones[stream])
+    bounds = bounds[-last_episodes:] if last_episodes else bounds[::every_k][:max_episodes]
     if not bounds:
         return None
     index = np.concatenate([np.arange(a, b) for a, b in bounds])
@@ -56,7 +68,11 @@ def stream_tokens(history: History, stream: int, n_actions: int, every_k: int = 
 
 
 def build_sequences(
-    histories: list[History], n_actions: int, every_k: int = 1, max_episodes: int | None = None
+    histories: list[History],
+    n_actions: int,
+    every_k: int = 1,
+    max_episodes: int | None = None,
+    last_episodes: int | None = None,
 ) -> TokenSequences:
     if every_k < 1:
         raise ValueError(f"every_k must be a positive integer, got {every_k!r}")
@@ -64,7 +80,7 @@ def build_sequences(
         tokens
         for h in histories
         for s in range(h.n_streams)
-        if (tokens := stream_tokens(h, s, n_actions, every_k, max_episodes)) is not None
+        if (tokens := stream_tokens(h, s, n_actions, every_k, max_episodes, last_episodes)) is not None
     ]
     if not parts:
         raise ValueError("the histories hold no complete episode")

@@ -1,0 +1,152 @@
+"""The whole Algorithm Distillation pipeline for one env, from a named preset:
+
+    collect histories (train and held-out tasks) -> train AD and ED -> evaluate in context
+
+Every stage writes under one folder and resumes: rerunning a pipeline skips what is finished.
+
+    run_pipeline("DarkRoom-v0", "default", "runs/darkroom")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ad_gym.agents import ADAgent, DarkRoomOracle, RandomAgent
+from ad_gym.data.histories import load_histories
+from ad_gym.envs.tasks import canonical_env_id, tasks
+from ad_gym.evaluation import leaderboard_table, learner_episode_returns, play_episodes, plot_curves
+from ad_gym.sources.collect import collect
+from ad_gym.sources.sb3 import SourceConfig
+from ad_gym.training import TrainConfig, train
+
+
+@dataclass
+class Preset:
+    """Everything a pipeline run needs besides the env: source, AD training, ED, evaluation."""
+
+    source: SourceConfig
+    train: TrainConfig
+    expert_episodes: int = 20  # ED trains on each stream's last N episodes (the near-expert end)
+    eval_episodes: int = 100
+    eval_seeds: tuple[int, ...] = (0, 1, 2, 3)
+    max_tasks: int | None = None  # only the first N tasks of each split (quick trials, tests)
+    notes: str = ""
+
+    def expert_config(self) -> TrainConfig:
+        return dataclasses.replace(self.train, expert_episodes=self.expert_episodes, every_k=1, max_episodes=None)
+
+
+# Dark Room recipe (benchmarks/results/darkroom_recipe.md has the measurements behind it): the
+# SB3 A2C source's per-stream histories, every 4th episode, the first 25 kept (the source's
+# learning phase: 100 of its episodes), a 200-token banded context (10 kept episodes), 300-token
+# training sequences, no dropout. Only the first 100 episodes per stream are used, so the
+# source is run for 8 streams x 100 episodes x 20 steps = 16k steps per task.
+_DARK_ROOM_SOURCE = SourceConfig(algo="a2c", n_streams=8, total_steps=16_000)
+_DARK_ROOM_TRAIN = TrainConfig(
+    every_k=4, max_episodes=25, context_len=200, seq_len=300, batch_size=16, updates=2000,
+    warmup=100, lr=1e-3, dropout=0.0, attn_dropout=0.0, eval_every=250,
+)
+
+PRESETS: dict[str, dict[str, Preset]] = {
+    "DarkRoom-v0": {
+        "default": Preset(source=_DARK_ROOM_SOURCE, train=_DARK_ROOM_TRAIN, notes="2-core CPU, <= 30 minutes in all"),
+    },
+}
+
+
+def get_preset(env_id: str, name: str) -> Preset:
+    env_id = canonical_env_id(env_id)
+    presets = PRESETS.get(env_id, {})
+    if name not in presets:
+        raise ValueError(f"no preset {name!r} for {env_id}; available: {sorted(presets)}")
+    return presets[name]
+
+
+@dataclass
+class PipelineResult:
+    curves: dict[str, np.ndarray]  # method -> (rows, episodes) returns on held-out tasks
+    table: str
+    seconds: dict[str, float] = field(default_factory=dict)
+    out: Path | None = None
+
+
+def run_pipeline(
+    env_id: str,
+    preset: str | Preset = "default",
+    out: str | os.PathLike | None = None,
+    workers: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> PipelineResult:
+    env_id = canonical_env_id(env_id)
+    preset_name = preset if isinstance(preset, str) else "custom"
+    preset = get_preset(env_id, preset) if isinstance(preset, str) else preset
+    out = Path(out or f"runs/{env_id}-{preset_name}")
+    seconds: dict[str, float] = {}
+
+    start = time.perf_counter()
+    for split in ("train", "test"):
+        collect(
+            env_id, out / "histories" / split, split=split, config=preset.source, seed=seed,
+            max_tasks=preset.max_tasks, workers=workers, progress=progress,
+        )
+    seconds["collect"] = time.perf_counter() - start
+
+    provenance = {"pipeline": {"env_id": env_id, "preset": preset_name, "seed": seed}}
+    start = time.perf_counter()
+    train_dir, test_dir = out / "histories" / "train", out / "histories" / "test"
+    ad_config = dataclasses.replace(preset.train, seed=seed)
+    ad_path = train(train_dir, out / "ad", ad_config, val_path=test_dir, progress=progress, provenance=provenance)
+    seconds["train AD"] = time.perf_counter() - start
+    start = time.perf_counter()
+    ed_config = dataclasses.replace(preset.expert_config(), seed=seed)
+    ed_path = train(train_dir, out / "ed", ed_config, val_path=test_dir, progress=progress, provenance=provenance)
+    seconds["train ED"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    curves = evaluate_methods(env_id, ad_path, ed_path, test_dir, preset, progress=progress)
+    seconds["evaluate"] = time.perf_counter() - start
+    table = leaderboard_table(curves)
+    write_results(out, env_id, preset_name, curves, table, seconds)
+    return PipelineResult(curves=curves, table=table, seconds=seconds, out=out)
+
+
+def evaluate_methods(env_id, ad_path, ed_path, test_histories_dir, preset: Preset, progress=False) -> dict[str, np.ndarray]:
+    """Held-out returns per episode of AD, ED, the source learning from scratch, random and oracle."""
+    test_tasks = tasks(env_id, "test")[: preset.max_tasks]
+    n, seeds = preset.eval_episodes, list(preset.eval_seeds)
+    curves = {}
+    for name, path in (("AD", ad_path), ("ED", ed_path)):
+        agent = ADAgent.load(path, env_id=env_id, seed=0)
+        curves[name] = play_episodes(lambda rows: agent, env_id, test_tasks, n, seeds, progress=progress)
+    source = [learner_episode_returns(h) for h in load_histories(test_histories_dir, env_id=env_id)]
+    width = min(n, min(len(s) for s in source))
+    curves["source (SB3, from scratch)"] = np.stack([s[:width] for s in source])
+    curves["random"] = play_episodes(lambda rows: RandomAgent(_action_space(env_id), seed=0), env_id, test_tasks, n, seeds)
+    curves["oracle (goal known)"] = play_episodes(
+        lambda rows: DarkRoomOracle([r["goal"] for r in rows]), env_id, test_tasks, n, seeds
+    )
+    return curves
+
+
+def _action_space(env_id):
+    import gymnasium as gym
+
+    return gym.make(env_id).action_space
+
+
+def write_results(out: Path, env_id: str, preset: str, curves, table: str, seconds: dict[str, float]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out / "returns.npz", **curves)
+    plot_curves(curves, out / "returns.png", f"{env_id}, held-out tasks, preset {preset}")
+    timing = ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items())
+    (out / "leaderboard.md").write_text(f"# {env_id}: in-context returns on held-out tasks\n\n{table}\n\nTime: {timing}\n")
+    (out / "timing.json").write_text(json.dumps(seconds, indent=2))

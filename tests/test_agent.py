@@ -1,0 +1,135 @@
+"""ADAgent: SB3's predict contract, the multi-episode context, checkpoints and the VecEnv wrapper."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.evaluation import evaluate_policy
+
+from ad_gym.agents import ADAgent, ADContextWrapper
+from ad_gym.checkpoints import CheckpointError
+
+
+@pytest.fixture
+def agent(tiny_checkpoint):
+    return ADAgent.load(tiny_checkpoint, seed=0)
+
+
+def play(agent, n_steps, goal=(1, 7), seed=0):
+    """A plain Gymnasium loop with the one extra call; returns what really happened."""
+    env = gym.make("DarkRoom-v0", goal=goal)
+    obs, _ = env.reset(seed=seed)
+    state, log = None, []
+    for _ in range(n_steps):
+        action, state = agent.predict(obs, state)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        log.append((obs, int(action), reward))
+        agent.observe(reward, terminated or truncated)
+        obs = env.reset()[0] if terminated or truncated else next_obs
+    return state, log
+
+
+def test_predict_shapes_single_and_batched(agent):
+    action, state = agent.predict(np.array([4, 4]))
+    assert np.shape(action) == () and agent.action_space.contains(int(action))
+    agent.observe(0.0, False)
+    actions, state = agent.predict(np.array([[4, 4], [0, 0], [8, 8]]), state=None)
+    assert actions.shape == (3,) and state.n_envs == 3
+
+
+def test_context_holds_the_true_transitions_across_episodes(agent):
+    state, log = play(agent, n_steps=50)  # 2.5 episodes, fewer tokens than the agent keeps
+    context = state.transitions()
+    obs, actions, rewards = (np.array(x) for x in zip(*log))
+    np.testing.assert_array_equal(context["obs"][0], obs)
+    np.testing.assert_array_equal(context["prev_actions"][0], [agent.config.n_actions, *actions[:-1]])
+    np.testing.assert_array_equal(context["prev_rewards"][0], [0.0, *rewards[:-1]])
+    np.testing.assert_array_equal(context["steps"][0], np.arange(50) % 20)  # new episodes restart the step count
+
+
+def test_context_under_vec_env_auto_reset(agent):
+    venv = ADContextWrapper(make_vec_env("DarkRoom-v0", n_envs=2, seed=0, env_kwargs={"goal": (1, 7)}), agent)
+    obs, state, starts = venv.reset(), None, np.ones(2, dtype=bool)
+    seen, paid = [], []
+    for _ in range(45):
+        actions, state = agent.predict(obs, state, episode_start=starts)
+        seen.append(obs.copy())
+        obs, rewards, starts, _ = venv.step(actions)
+        paid.append(rewards.copy())
+    context = state.transitions()
+    np.testing.assert_array_equal(context["obs"], np.stack(seen, axis=1))
+    np.testing.assert_array_equal(context["prev_rewards"][:, 1:], np.stack(paid, axis=1)[:, :-1])
+    np.testing.assert_array_equal(context["steps"][0], np.arange(45) % 20)
+
+
+def test_cache_gives_the_same_probabilities_as_recompute(tiny_checkpoint):
+    cached, recompute = ADAgent.load(tiny_checkpoint, seed=3), ADAgent.load(tiny_checkpoint, seed=3, use_cache=False)
+    obs = np.array([[4, 4], [2, 3]])
+    state_c = state_r = None
+    for t in range(130):  # past the model's full reach, so the cache must slide
+        a_c, state_c = cached.predict(obs, state_c)
+        a_r, state_r = recompute.predict(obs, state_r)
+        np.testing.assert_array_equal(a_c, a_r)
+        for a in (cached, recompute):
+            a.observe(np.array([t % 3 == 0, 0.0]), np.array([t % 20 == 19] * 2))
+        obs = np.stack([np.clip(obs[:, 0] + (a_c == 1) - (a_c == 0), 0, 8), np.clip(obs[:, 1] + (a_c == 3) - (a_c == 2), 0, 8)], 1)
+    # and the logits themselves agree on the next step
+    c, r = cached._logits(state_c, obs), recompute._logits(state_r, obs)
+    torch.testing.assert_close(c, r, atol=1e-5, rtol=1e-5)
+
+
+def test_checkpoint_round_trip_gives_identical_actions(agent, tiny_checkpoint, tmp_path):
+    reloaded = ADAgent.load(agent.save(tmp_path / "agent.pt"), seed=0)
+    original = ADAgent.load(tiny_checkpoint, seed=0)
+    _, log_a = play(original, 60)
+    _, log_b = play(reloaded, 60)
+    assert [a for _, a, _ in log_a] == [a for _, a, _ in log_b]
+    assert reloaded.meta["env_id"] == "DarkRoom-v0" and "train" in reloaded.meta and "provenance" in reloaded.meta
+
+
+def test_evaluate_policy_runs_unchanged(agent):
+    venv = ADContextWrapper(make_vec_env("DarkRoom-v0", n_envs=3, seed=0, env_kwargs={"goal": (6, 2)}), agent)
+    mean, std = evaluate_policy(agent, venv, n_eval_episodes=6)
+    assert 0.0 <= mean <= 20.0
+
+
+def test_new_task_clears_the_context(agent):
+    state, _ = play(agent, 30)
+    agent.reset(state)
+    assert state.transitions() == {} and state.cache.length == 0
+
+
+@pytest.mark.parametrize(
+    "observation, message",
+    [(np.array([1, 2, 3]), "shape"), (np.array([[1, 2, 3]]), "shape"), (np.array([9, 0]), "outside"), (np.array([1.5, 2.0]), "outside")],
+)
+def test_bad_observations_are_refused(agent, observation, message):
+    with pytest.raises(ValueError, match=message):
+        agent.predict(observation)
+
+
+def test_predict_twice_without_reward_is_refused(agent):
+    _, state = agent.predict(np.array([4, 4]))
+    with pytest.raises(RuntimeError, match="observe"):
+        agent.predict(np.array([4, 4]), state)
+
+
+def test_checkpoint_for_another_env_is_refused(tiny_checkpoint):
+    with pytest.raises(ValueError, match="DarkRoom-v0"):
+        ADAgent.load(tiny_checkpoint, env_id="DarkRoomHard-v0")
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    agent = ADAgent.load(tiny_checkpoint)
+    with pytest.raises(ValueError, match="observations"):
+        ADContextWrapper(DummyVecEnv([lambda: gym.make("DarkRoomHard-v0")]), agent)
+
+
+def test_corrupted_checkpoint_is_refused(tiny_checkpoint, tmp_path):
+    data = tiny_checkpoint.read_bytes()
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="corrupted"):
+        ADAgent.load(broken)
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        ADAgent.load(tmp_path / "missing.pt")

@@ -1,0 +1,92 @@
+"""The AD transformer: causality, the banded context, and cached inference."""
+
+import pytest
+import torch
+
+from ad_gym.models.transformer import ADConfig, ADTransformer
+
+
+def make_model(context_len=12, n_layer=3, **kwargs):
+    torch.manual_seed(0)
+    config = ADConfig(obs_nvec=(9, 9), n_actions=5, max_episode_steps=20, context_len=context_len, n_layer=n_layer,
+                      n_head=2, n_embd=32, ffn_dim=64, dropout=0.0, attn_dropout=0.0, **kwargs)
+    model = ADTransformer(config).eval()
+    with torch.no_grad():  # non-zero distance biases, so the test exercises them
+        for block in model.blocks:
+            block.distance_bias.normal_()
+    return model
+
+
+def random_tokens(batch=3, length=40, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "obs": torch.randint(0, 9, (batch, length, 2), generator=g),
+        "prev_actions": torch.randint(0, 6, (batch, length), generator=g),
+        "prev_rewards": torch.randint(0, 2, (batch, length), generator=g).float(),
+        "steps": torch.arange(length).remainder(20).expand(batch, length),
+    }
+
+
+def test_later_tokens_never_change_earlier_predictions():
+    model, tokens = make_model(), random_tokens()
+    logits = model(**tokens)
+    changed = {k: v.clone() for k, v in tokens.items()}
+    changed["obs"][:, 25:] = 0
+    changed["prev_rewards"][:, 25:] = 5.0
+    torch.testing.assert_close(model(**changed)[:, :25], logits[:, :25])
+    assert not torch.allclose(model(**changed)[:, 25:], logits[:, 25:])
+
+
+def test_attention_reaches_exactly_context_len_tokens_per_layer():
+    # One layer: token t sees tokens t-c+1..t. Changing token t-c must not matter, t-c+1 must.
+    model, tokens = make_model(context_len=8, n_layer=1), random_tokens()
+    logits = model(**tokens)[:, 30]
+    outside, inside = ({k: v.clone() for k, v in tokens.items()} for _ in range(2))
+    outside["obs"][:, 30 - 8] = (outside["obs"][:, 30 - 8] + 1) % 9
+    inside["obs"][:, 30 - 7] = (inside["obs"][:, 30 - 7] + 1) % 9
+    torch.testing.assert_close(model(**outside)[:, 30], logits)
+    assert not torch.allclose(model(**inside)[:, 30], logits)
+
+
+@pytest.mark.parametrize("context_len", [1, 5, 12])
+def test_cached_steps_equal_full_recompute(context_len):
+    model, tokens = make_model(context_len=context_len), random_tokens(length=50)
+    full = model(**tokens)
+    cache = model.new_cache(batch_size=3)
+    stepped = torch.stack([model.step(cache, **{k: v[:, t] for k, v in tokens.items()}) for t in range(50)], dim=1)
+    torch.testing.assert_close(stepped, full, atol=1e-5, rtol=1e-5)
+    assert cache.length == context_len - 1
+
+
+def test_clearing_one_row_of_the_cache_is_a_fresh_start_for_that_row():
+    model, tokens = make_model(), random_tokens(length=30)
+    cache = model.new_cache(batch_size=3)
+    for t in range(20):
+        model.step(cache, **{k: v[:, t] for k, v in tokens.items()})
+    cache.clear(torch.tensor([False, True, False]))
+    fresh_cache = model.new_cache(batch_size=3)
+    for t in range(20, 30):
+        token = {k: v[:, t] for k, v in tokens.items()}
+        cleared, fresh = model.step(cache, **token), model.step(fresh_cache, **token)
+    torch.testing.assert_close(cleared[1], fresh[1], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(cleared[0], fresh[0])
+
+
+def test_token_masking_only_in_training():
+    model, tokens = make_model(token_mask_prob=0.5), random_tokens()
+    torch.testing.assert_close(model(**tokens), model(**tokens))  # eval: deterministic
+    model.train()
+    torch.manual_seed(0)
+    a = model(**tokens)
+    torch.manual_seed(1)
+    assert not torch.allclose(a, model(**tokens))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"n_embd": 30, "n_head": 4}, "multiple of n_head"), ({"context_len": 0}, "context_len"), ({"dropout": 1.5}, "dropout")],
+)
+def test_bad_config_is_refused(kwargs, message):
+    base = dict(obs_nvec=(9, 9), n_actions=5, max_episode_steps=20)
+    with pytest.raises(ValueError, match=message):
+        ADConfig(**{**base, **kwargs})

@@ -1,0 +1,86 @@
+"""Training the AD model: a real (tiny) run, resuming, checkpoints, and bad input."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from ad_gym.checkpoints import load_checkpoint
+from ad_gym.data.histories import load_histories
+from ad_gym.data.windows import SequenceSampler, build_sequences
+from ad_gym.training import TrainConfig, lr_at, train
+from tests.conftest import TINY_TRAIN
+
+
+def test_training_logs_train_and_validation_loss(tiny_checkpoint):
+    meta, payload = load_checkpoint(tiny_checkpoint)
+    assert meta["finished"] and meta["update"] == TINY_TRAIN.updates
+    assert [e["update"] for e in meta["log"]] == [10, 20, 30]
+    assert all(e["val_loss"] > 0 for e in meta["log"])
+    assert "optimizer" not in payload  # a finished checkpoint keeps only what inference needs
+    assert meta["val_tasks"] and not set(map(str, meta["val_tasks"])) & set(map(str, meta["train_tasks"]))
+
+
+def test_interrupted_training_resumes_to_the_same_weights(tiny_histories, tmp_path):
+    train_dir, _ = tiny_histories
+    config = dataclasses.replace(TINY_TRAIN, updates=20, eval_every=20)
+    straight = train(train_dir, tmp_path / "straight", config, progress=False)
+    partial = train(train_dir, tmp_path / "resumed", config, progress=False, until=10)
+    assert not load_checkpoint(partial)[0]["finished"]
+    resumed = train(train_dir, tmp_path / "resumed", config, progress=False)
+    a, b = load_checkpoint(straight)[1]["model"], load_checkpoint(resumed)[1]["model"]
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], msg=name)
+
+
+def test_a_finished_run_is_never_overwritten(tiny_checkpoint, tiny_histories):
+    before = tiny_checkpoint.stat().st_mtime_ns
+    train(tiny_histories[0], tiny_checkpoint.parent, TINY_TRAIN, val_path=tiny_histories[1], progress=False)
+    assert tiny_checkpoint.stat().st_mtime_ns == before
+
+
+def test_other_settings_in_the_same_folder_are_refused(tiny_checkpoint, tiny_histories):
+    with pytest.raises(ValueError, match="other settings"):
+        train(tiny_histories[0], tiny_checkpoint.parent, dataclasses.replace(TINY_TRAIN, lr=0.1), progress=False)
+
+
+def test_histories_too_short_for_the_context_are_refused(tiny_histories, tmp_path):
+    # 2 streams x 30 episodes x 20 steps = 600 tokens per stream
+    with pytest.raises(ValueError, match="shorter than the training sequence"):
+        train(tiny_histories[0], tmp_path, dataclasses.replace(TINY_TRAIN, context_len=700, seq_len=700), progress=False)
+
+
+def test_validation_tasks_must_be_held_out(tiny_histories, tmp_path):
+    with pytest.raises(ValueError, match="also appear"):
+        train(tiny_histories[0], tmp_path, TINY_TRAIN, val_path=tiny_histories[0], progress=False)
+
+
+def test_sequences_follow_the_history_and_subsample_episodes(tiny_histories):
+    history = load_histories(tiny_histories[0])[0]
+    sequences = build_sequences([history], n_actions=5, every_k=3)
+    assert len(sequences.starts) == history.n_streams
+    first = slice(sequences.starts[0], sequences.ends[0])
+    kept_episodes = list(range(0, 30, 3))
+    assert sequences.ends[0] - sequences.starts[0] == 20 * len(kept_episodes)
+    actions = history.actions[0].reshape(30, 20)[kept_episodes].reshape(-1)
+    assert (sequences.actions[first] == actions).all()
+    # the previous action/reward cross the boundary between kept episodes
+    assert sequences.prev_actions[first][20] == actions[19]
+    assert sequences.prev_actions[first][0] == 5  # nothing before the first step
+    sampler = SequenceSampler(sequences, seq_len=50, generator=torch.Generator().manual_seed(0))
+    batch = sampler.sample(4)
+    assert batch["obs"].shape == (4, 50, 2) and batch["actions"].shape == (4, 50)
+
+
+def test_learning_rate_warms_up_then_decays():
+    config = TrainConfig(updates=100, warmup=10, lr=1e-3)
+    assert lr_at(0, config) == pytest.approx(1e-4)
+    assert lr_at(9, config) == pytest.approx(1e-3)
+    assert lr_at(55, config) == pytest.approx(5e-4)
+    assert lr_at(100, config) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("kwargs", [{"every_k": 0}, {"context_len": 80, "seq_len": 40}, {"lr": -1.0}, {"batch_size": "32"}])
+def test_bad_train_config_is_refused(kwargs):
+    with pytest.raises((ValueError, TypeError)):
+        TrainConfig(**kwargs)
