@@ -15,7 +15,6 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -35,13 +34,17 @@ class Preset:
     source: SourceConfig
     train: TrainConfig
     expert_episodes: int = 20  # ED trains on each stream's last N episodes (the near-expert end)
+    expert_updates: int | None = None  # ED's training length (default: AD's); its data is easy to fit
     eval_episodes: int = 100
     eval_seeds: tuple[int, ...] = (0, 1, 2, 3)
     max_tasks: int | None = None  # only the first N tasks of each split (quick trials, tests)
     notes: str = ""
 
     def expert_config(self) -> TrainConfig:
-        return dataclasses.replace(self.train, expert_episodes=self.expert_episodes, every_k=1, max_episodes=None)
+        return dataclasses.replace(
+            self.train, expert_episodes=self.expert_episodes, every_k=1, max_episodes=None,
+            updates=self.expert_updates or self.train.updates,
+        )
 
 
 # Dark Room recipe (benchmarks/results/darkroom_recipe.md has the measurements behind it): the
@@ -58,6 +61,12 @@ _DARK_ROOM_TRAIN = TrainConfig(
 PRESETS: dict[str, dict[str, Preset]] = {
     "DarkRoom-v0": {
         "default": Preset(source=_DARK_ROOM_SOURCE, train=_DARK_ROOM_TRAIN, notes="2-core CPU, <= 30 minutes in all"),
+        "full": Preset(
+            source=_DARK_ROOM_SOURCE,
+            train=dataclasses.replace(_DARK_ROOM_TRAIN, batch_size=32, updates=4000, warmup=200),
+            expert_updates=2000,
+            notes="2-core CPU, <= 90 minutes in all",
+        ),
     },
 }
 

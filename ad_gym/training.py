@@ -200,7 +200,7 @@ def train(
             tensors |= {"optimizer": optimizer.state_dict(), "generator": generator.get_state(), "torch_rng": torch.get_rng_state()}
         save_checkpoint(checkpoint_path, meta, tensors)
 
-    bar = tqdm(total=config.updates, initial=meta["update"], desc="train AD", unit="update", disable=not progress)
+    bar = tqdm(total=config.updates, initial=meta["update"], desc=f"train {out.name}", unit="update", disable=not progress)
     start = time.perf_counter()
     model.train()
     stop = config.updates if until is None else min(until, config.updates)

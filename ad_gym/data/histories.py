@@ -28,7 +28,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -210,8 +210,3 @@ def _compact(array: np.ndarray) -> np.ndarray:
         if info.min <= low and high <= info.max:
             return array.astype(dtype, copy=False)
     return array
-
-
-def concatenate_returns(histories: Iterable[History]) -> list[np.ndarray]:
-    """Every stream's episode returns, across histories (one array per stream)."""
-    return [r for h in histories for r in h.episode_returns()]

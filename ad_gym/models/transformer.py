@@ -14,7 +14,6 @@ whole sequence.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
