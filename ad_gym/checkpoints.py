@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ad_gym.atomic import atomic_write
 
 FORMAT = "ad_gym.checkpoint"
 FORMAT_VERSION = 1
@@ -25,20 +26,8 @@ class CheckpointError(ValueError):
 
 def save_checkpoint(path: str | os.PathLike, meta: dict[str, Any], tensors: dict[str, Any]) -> Path:
     """Write atomically: a temporary file in the same folder, renamed into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "meta": json.dumps(meta, sort_keys=True), **tensors}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:

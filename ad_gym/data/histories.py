@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from ad_gym.atomic import atomic_write
 from ad_gym.envs.tasks import normalize_task
 
 FORMAT = "ad_gym.history"
@@ -99,18 +99,7 @@ def save_history(history: History, path: str | os.PathLike) -> Path:
         "dones": history.dones.astype(bool, copy=False),
         "metadata": np.frombuffer(json.dumps(metadata, sort_keys=True).encode(), dtype=np.uint8),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
 
 
 def read_history(path: str | os.PathLike) -> History:

@@ -24,6 +24,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ad_gym.atomic import atomic_write
 from ad_gym.data.histories import SUFFIX, HistoryFileError, read_history, save_history
 from ad_gym.envs.tasks import canonical_env_id, family, task_key
 from ad_gym.sources.sb3 import SourceConfig, learn_task
@@ -163,7 +164,5 @@ def _claim_folder(out: Path, manifest: dict[str, Any]) -> None:
                 raise ValueError(
                     f"{str(out)!r} holds {other_env} histories, not {manifest['env_id']}; choose another --out folder"
                 )
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = manifest_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, manifest_path)
+    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    atomic_write(manifest_path, lambda f: f.write(text.encode()))
