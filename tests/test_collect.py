@@ -8,26 +8,45 @@ import pytest
 import ad_gym
 from ad_gym.envs.dark_room import ACTION_DELTAS
 from ad_gym.sources.collect import collect
-from ad_gym.sources.sb3 import SourceConfig
+from ad_gym.sources.sb3 import SourceConfig, learn_task
 from tests.conftest import TINY_SOURCE
+
+
+def assert_follows_the_env_rules(history, size=9, reward_once=False, episode_steps=20):
+    """Re-derive every recorded observation and reward of every stream from the Dark Room rules."""
+    goal, start = history.task["goal"], (size // 2, size // 2)
+    steps = history.n_steps
+    for obs, actions, rewards, dones in zip(history.observations, history.actions, history.rewards, history.dones):
+        np.testing.assert_array_equal(np.flatnonzero(dones), np.arange(episode_steps - 1, steps, episode_steps))
+        reached = False
+        for t in range(steps):
+            if t % episode_steps == 0:
+                assert tuple(obs[t]) == start  # every episode starts at the centre
+                reached = False
+            arrived = tuple(int(v) for v in np.clip(obs[t] + ACTION_DELTAS[actions[t]], 0, size - 1))
+            # exactly the env's reward: SB3's in-place bootstrapping of truncated episodes is not recorded
+            expected = float(arrived == goal and not (reward_once and reached))
+            reached |= arrived == goal
+            assert rewards[t] == expected, (t, rewards[t])
+            if t % episode_steps != episode_steps - 1 and t + 1 < steps:
+                assert tuple(obs[t + 1]) == arrived
 
 
 def test_recorded_histories_match_the_env_rules(tiny_histories):
     histories = ad_gym.load_histories(tiny_histories[0])
     assert [h.task for h in histories] == ad_gym.tasks("DarkRoom-v0", "train")[:2]
     for history in histories:
-        goal = history.task["goal"]
         assert history.n_streams == 2 and history.n_steps == 600
-        for obs, actions, rewards, dones in zip(history.observations, history.actions, history.rewards, history.dones):
-            np.testing.assert_array_equal(np.flatnonzero(dones), np.arange(19, 600, 20))  # episodes of 20 steps
-            for t in range(600):
-                if t % 20 == 0:
-                    assert tuple(obs[t]) == (4, 4)  # every episode starts at the centre
-                arrived = np.clip(obs[t] + ACTION_DELTAS[actions[t]], 0, 8)
-                # exactly the env's reward: SB3's in-place bootstrapping of truncated episodes is not recorded
-                assert rewards[t] == float(tuple(arrived) == goal), (t, rewards[t])
-                if t % 20 != 19:
-                    np.testing.assert_array_equal(obs[t + 1], arrived)
+        assert_follows_the_env_rules(history)
+
+
+@pytest.mark.parametrize("env_id, algo", [("DarkRoom-v0", "ppo"), ("DarkRoom-v0", "dqn"), ("DarkRoomHard-v0", "a2c")])
+def test_every_source_algorithm_is_recorded_exactly(env_id, algo):
+    task = ad_gym.tasks(env_id, "train")[3]
+    history = learn_task(env_id, task, SourceConfig(algo=algo, n_streams=2, total_steps=1000), seed=0)
+    assert history.metadata["source"]["algo"] == algo and history.n_steps >= 500
+    hard = env_id == "DarkRoomHard-v0"
+    assert_follows_the_env_rules(history, size=17 if hard else 9, reward_once=hard)
 
 
 def test_metadata(tiny_histories):

@@ -163,6 +163,7 @@ def test_render_modes(env_id):
         ({"render_mode": "video"}, ValueError, "render_mode"),
     ],
 )
+@pytest.mark.filterwarnings("ignore:.*render_mode:UserWarning")
 def test_bad_construction_is_refused(kwargs, error, message):
     with pytest.raises(error, match=message):
         gym.make("DarkRoom-v0", **kwargs)
