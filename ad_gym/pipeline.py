@@ -53,18 +53,15 @@ class Preset:
 # training sequences, no dropout. Only the first 100 episodes per stream are used, so the
 # source is run for 8 streams x 100 episodes x 20 steps = 16k steps per task.
 _DARK_ROOM_SOURCE = SourceConfig(algo="a2c", n_streams=8, total_steps=16_000)
-_DARK_ROOM_TRAIN = TrainConfig(
-    every_k=4, max_episodes=25, context_len=200, seq_len=300, batch_size=16, updates=2000,
-    warmup=100, lr=1e-3, dropout=0.0, attn_dropout=0.0, eval_every=250,
-)
+_DARK_ROOM_TRAIN = TrainConfig(updates=2000)  # TrainConfig's defaults are this recipe
 
 PRESETS: dict[str, dict[str, Preset]] = {
     "DarkRoom-v0": {
         "default": Preset(source=_DARK_ROOM_SOURCE, train=_DARK_ROOM_TRAIN, notes="2-core CPU, <= 30 minutes in all"),
         "full": Preset(
             source=_DARK_ROOM_SOURCE,
-            train=dataclasses.replace(_DARK_ROOM_TRAIN, batch_size=32, updates=4000, warmup=200),
-            expert_updates=2000,
+            train=dataclasses.replace(_DARK_ROOM_TRAIN, updates=5000, warmup=200),
+            expert_updates=1500,
             notes="2-core CPU, <= 90 minutes in all",
         ),
     },

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,30 +30,37 @@ from ad_gym.models.transformer import ADConfig, ADTransformer
 from ad_gym.version import __version__
 
 CHECKPOINT = "checkpoint.pt"
+_MODEL_DEFAULTS = {f.name: f.default for f in fields(ADConfig) if f.default is not MISSING}
 
 
 @dataclass
 class TrainConfig:
+    """How to train: data selection, model architecture, optimisation, bookkeeping.
+
+    The defaults are the Dark Room recipe (benchmarks/results/darkroom_recipe.md); the
+    architecture defaults come from `ADConfig`.
+    """
+
     # data
-    every_k: int = 1  # keep every k-th episode of each stream
-    max_episodes: int | None = None  # keep at most this many (subsampled) episodes per stream
+    every_k: int = 4  # keep every k-th episode of each stream
+    max_episodes: int | None = 25  # keep at most this many (subsampled) episodes per stream: the learning phase
     expert_episodes: int | None = None  # ED: train only on each stream's last N episodes instead
-    context_len: int = 80  # tokens each prediction sees (4 Dark Room episodes)
-    seq_len: int | None = None  # tokens per training sequence (default 2 x context_len)
+    context_len: int = _MODEL_DEFAULTS["context_len"]  # tokens each prediction sees
+    seq_len: int | None = None  # tokens per training sequence (default 1.5 x context_len)
     # model
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 64
-    ffn_dim: int = 256
-    dropout: float = 0.1
-    attn_dropout: float = 0.1
-    token_mask_prob: float = 0.0
+    n_layer: int = _MODEL_DEFAULTS["n_layer"]
+    n_head: int = _MODEL_DEFAULTS["n_head"]
+    n_embd: int = _MODEL_DEFAULTS["n_embd"]
+    ffn_dim: int = _MODEL_DEFAULTS["ffn_dim"]
+    dropout: float = _MODEL_DEFAULTS["dropout"]
+    attn_dropout: float = _MODEL_DEFAULTS["attn_dropout"]
+    token_mask_prob: float = _MODEL_DEFAULTS["token_mask_prob"]
     # optimisation
     label_smoothing: float = 0.0
-    batch_size: int = 32
-    updates: int = 3000
+    batch_size: int = 16
+    updates: int = 2000
     lr: float = 1e-3
-    warmup: int = 200
+    warmup: int = 100
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     # bookkeeping
@@ -65,7 +72,7 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.seq_len is None:
-            self.seq_len = 2 * self.context_len
+            self.seq_len = self.context_len * 3 // 2
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name in ("max_episodes", "expert_episodes", "threads") and value is None:
@@ -84,17 +91,8 @@ class TrainConfig:
         return asdict(self)
 
     def model_config(self, env_id: str) -> ADConfig:
-        return ADConfig(
-            **env_shapes(env_id),
-            context_len=self.context_len,
-            n_layer=self.n_layer,
-            n_head=self.n_head,
-            n_embd=self.n_embd,
-            ffn_dim=self.ffn_dim,
-            dropout=self.dropout,
-            attn_dropout=self.attn_dropout,
-            token_mask_prob=self.token_mask_prob,
-        )
+        architecture = {name: getattr(self, name) for name in _MODEL_DEFAULTS}
+        return ADConfig(**env_shapes(env_id), **architecture)
 
 
 def env_shapes(env_id: str) -> dict[str, Any]:
