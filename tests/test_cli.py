@@ -1,25 +1,58 @@
-"""The ad-gym command line."""
+"""The ``ad-gym`` command line, called in-process through ``ad_gym.cli.main``."""
 
 import pytest
 
+import ad_gym
 from ad_gym.cli import main
 
+TINY = ["--max-tasks", "1", "--steps", "400", "--streams", "2", "--workers", "1", "--no-progress"]
 
-def test_collect_then_summarize(tmp_path, capsys):
-    out = tmp_path / "h"
-    assert main(["collect", "DarkRoom-v0", "--max-tasks", "1", "--steps", "400", "--streams", "2", "--workers", "1",
-                 "--no-progress", "--out", str(out), "--hp", "learning_rate=0.001"]) == 0
+
+def run_cli(argv):
+    """main(argv) -> exit code, whether it returns one or exits through argparse."""
+    try:
+        return main(argv)
+    except SystemExit as exit_info:
+        return exit_info.code
+
+
+@pytest.mark.parametrize("env_id", ["DarkRoom-v0", "ad_gym/DarkRoomHard-v0"])
+def test_collect_prints_a_summary_then_summarize_reads_the_folder(env_id, tmp_path, capsys):
+    out = tmp_path / "histories"
+    assert run_cli(["collect", env_id, *TINY, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "1 task histories" in printed and "| episodes | mean return |" in printed and "optimal return" in printed
-    assert main(["summarize", str(out)]) == 0
-    assert "DarkRoom-v0: 1 tasks" in capsys.readouterr().out
+    plain_id = env_id.removeprefix("ad_gym/")
+    assert f"1 task histories in {out} (0 already there, 1 collected now)" in printed
+    assert f"{plain_id}: 1 tasks, 2 streams per task, 10 episodes per stream, source a2c" in printed
+    assert "| episodes | mean return |" in printed and "optimal return" in printed
+    [history] = ad_gym.load_histories(out, env_id=plain_id)
+    assert history.task == ad_gym.tasks(plain_id, "train")[0] and history.n_streams == 2
+
+    assert run_cli(["summarize", str(out), "--blocks", "2"]) == 0
+    summary = capsys.readouterr().out
+    assert summary.startswith(f"{plain_id}: 1 tasks") and summary.count("\n| ") == 4  # header, rule, 2 blocks
+
+    # The same command again resumes: nothing to do.
+    assert run_cli(["collect", env_id, *TINY, "--out", str(out)]) == 0
+    assert "(1 already there, 0 collected now)" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", [[], ["collect"], ["run"], ["train"], ["evaluate"]])
-def test_help(command, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main([*command, "--help"])
-    assert exit_info.value.code == 0 and "usage: ad-gym" in capsys.readouterr().out
+def test_collect_options_reach_the_source(tmp_path, capsys):
+    out = tmp_path / "h"
+    argv = ["collect", "DarkRoom-v0", *TINY, "--out", str(out), "--split", "test", "--seed", "3", "--algo", "ppo",
+            "--hp", "learning_rate=0.002", "--hp", 'policy_kwargs={"net_arch": [16]}']
+    assert run_cli(argv) == 0
+    capsys.readouterr()
+    [history] = ad_gym.load_histories(out)
+    source = history.metadata["source"]
+    assert history.task == ad_gym.tasks("DarkRoom-v0", "test")[0] and history.metadata["seed"] == 3
+    assert source["algo"] == "ppo" and source["hyperparams"] == {"learning_rate": 0.002, "policy_kwargs": {"net_arch": [16]}}
+
+
+@pytest.mark.parametrize("command", [[], ["collect"], ["summarize"], ["run"], ["train"], ["evaluate"]])
+def test_help_exits_0(command, capsys):
+    assert run_cli([*command, "--help"]) == 0
+    assert "usage: ad-gym" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -27,14 +60,54 @@ def test_help(command, capsys):
     [
         (["collect", "DarkRom-v0"], "unknown env id 'DarkRom-v0'"),
         (["collect", "DarkRoom-v0", "--hp", "learning_rate"], "--hp expects KEY=VALUE"),
-        (["collect", "DarkRoom-v0", "--hp", "gamma_typo=0.9"], "not A2C arguments"),
-        (["collect", "DarkRoom-v0", "--max-tasks", "0"], "max_tasks"),
+        (["collect", "DarkRoom-v0", "--hp", "=1"], "--hp expects KEY=VALUE"),
+        (["collect", "DarkRoom-v0", "--hp", "gamma_typo=0.9"], "['gamma_typo'] are not A2C arguments"),
+        (["collect", "DarkRoom-v0", "--hp", "seed=1"], "may not set ['seed']"),
+        (["collect", "DarkRoom-v0", "--max-tasks", "0"], "max_tasks must be a positive integer"),
+        (["collect", "DarkRoom-v0", "--streams", "0"], "n_streams must be a positive integer"),
+        (["collect", "DarkRoom-v0", "--workers", "0"], "workers must be a positive integer"),
         (["summarize", "/nonexistent/folder"], "no history file or folder"),
-        (["evaluate", "/nonexistent/model.pt"], "no checkpoint"),
     ],
 )
-def test_bad_input_exits_2_with_a_message(argv, message, capsys, tmp_path):
-    with pytest.raises(SystemExit) as exit_info:
-        main([*argv, *(["--out", str(tmp_path / "o")] if argv[0] == "collect" else [])])
-    assert exit_info.value.code == 2
+def test_bad_input_exits_2_naming_the_problem(argv, message, capsys, tmp_path):
+    out = ["--out", str(tmp_path / "out")] if argv[0] == "collect" else []
+    assert run_cli([*argv, *out]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith(f"ad-gym {argv[0]}: error:")
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["collect", "DarkRoom-v0", "--split", "val"], "invalid choice: 'val'"),
+        (["collect", "DarkRoom-v0", "--algo", "sac"], "invalid choice: 'sac'"),
+        (["collect", "DarkRoom-v0", "--steps", "many"], "invalid int value: 'many'"),
+        (["collect"], "the following arguments are required: env_id"),
+        (["fly"], "invalid choice: 'fly'"),
+    ],
+)
+def test_argparse_errors_exit_2(argv, message, capsys):
+    assert run_cli(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_summarize_an_empty_folder_exits_2(tmp_path, capsys):
+    assert run_cli(["summarize", str(tmp_path)]) == 2
+    assert "holds no history files" in capsys.readouterr().err
+
+
+def test_collect_into_a_folder_of_other_settings_exits_2(tmp_path, capsys):
+    out = str(tmp_path / "h")
+    assert run_cli(["collect", "DarkRoom-v0", *TINY, "--out", out]) == 0
+    assert run_cli(["collect", "DarkRoom-v0", *TINY[:2], "--steps", "200", *TINY[4:], "--out", out]) == 2
+    assert "other settings" in capsys.readouterr().err
+
+
+def test_bad_hp_value_exits_2_and_leaves_the_folder_usable(tmp_path, capsys):
+    """A --hp value SB3 cannot use (here a string learning rate) exits 2 with a message before the
+    folder is claimed, so the corrected command then runs in the same folder."""
+    out = str(tmp_path / "h")
+    code = run_cli(["collect", "DarkRoom-v0", *TINY, "--out", out, "--hp", "learning_rate=fast"])
+    assert code == 2 and "learning_rate" in capsys.readouterr().err
+    assert run_cli(["collect", "DarkRoom-v0", *TINY, "--out", out]) == 0

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,7 +107,10 @@ def read_history(path: str | os.PathLike) -> History:
     if not path.is_file():
         raise HistoryFileError(f"no history file at {str(path)!r}")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise HistoryFileError(f"{path} is not an ad-gym history file: it holds one array, not an .npz archive")
+        with data:
             missing = [k for k in (*ARRAY_KEYS, "metadata") if k not in data.files]
             if missing:
                 raise HistoryFileError(f"{path} is not an ad-gym history file: it lacks {missing}")
@@ -116,13 +118,14 @@ def read_history(path: str | os.PathLike) -> History:
             metadata = json.loads(data["metadata"].tobytes().decode())
     except HistoryFileError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, UnicodeDecodeError) as exc:
+    except Exception as exc:  # zipfile, zlib, numpy and json each raise their own types for damage
         raise HistoryFileError(
             f"{path} is truncated or corrupted and cannot be read ({type(exc).__name__}: {exc}); "
             "delete it and collect that task again"
         ) from exc
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-        raise HistoryFileError(f"{path} is not an ad-gym history file (format {metadata.get('format')!r})")
+        found = metadata.get("format") if isinstance(metadata, dict) else type(metadata).__name__
+        raise HistoryFileError(f"{path} is not an ad-gym history file (format {found!r})")
     if metadata.get("format_version") != FORMAT_VERSION:
         raise HistoryFileError(
             f"{path} has history format version {metadata.get('format_version')!r}; "
@@ -133,7 +136,7 @@ def read_history(path: str | os.PathLike) -> History:
         raise HistoryFileError(f"{path} has no task in its metadata")
     try:
         return History(task=task, metadata=metadata, path=path, **arrays)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise HistoryFileError(str(exc)) from exc
 
 
@@ -185,6 +188,8 @@ def _check_arrays(observations, actions, rewards, dones, where: str) -> None:
             )
     if dones.dtype != np.bool_:
         raise ValueError(f"{where}: dones must be boolean, got {dones.dtype}")
+    if not np.issubdtype(rewards.dtype, np.number):
+        raise ValueError(f"{where}: rewards must be numbers, got {rewards.dtype}")
     if not np.all(np.isfinite(rewards)):
         raise ValueError(f"{where}: rewards hold NaN or infinite values")
 

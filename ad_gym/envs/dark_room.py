@@ -23,7 +23,8 @@ def validate_cell(cell: Any, size: int, what: str) -> tuple[int, int]:
         values = np.asarray(cell)
     except Exception as exc:  # pragma: no cover - np.asarray accepts almost anything
         raise TypeError(f"{what} must be a pair of integers (x, y), got {cell!r}") from exc
-    if values.shape != (2,) or not (np.issubdtype(values.dtype, np.integer)) or values.dtype == np.bool_:
+    is_bool = values.dtype == np.bool_ or any(isinstance(v, (bool, np.bool_)) for v in np.ravel(np.asarray(cell, dtype=object)))
+    if values.shape != (2,) or not np.issubdtype(values.dtype, np.integer) or is_bool:
         raise TypeError(f"{what} must be a pair of integers (x, y), got {cell!r}")
     x, y = int(values[0]), int(values[1])
     if not (0 <= x < size and 0 <= y < size):
@@ -154,7 +155,7 @@ class DarkRoomEnv(gym.Env):
     def step(self, action) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
         if self.goal is None:
             raise RuntimeError("call reset() before step()")
-        if not self.action_space.contains(action):
+        if isinstance(action, (bool, np.bool_)) or not self.action_space.contains(action):
             raise ValueError(f"action must be an integer in [0, {self.action_space.n - 1}], got {action!r}")
         dx, dy = ACTION_DELTAS[int(action)]
         x = min(max(self.agent[0] + int(dx), 0), self.size - 1)

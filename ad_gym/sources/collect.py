@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from ad_gym.atomic import atomic_write
 from ad_gym.data.histories import SUFFIX, HistoryFileError, read_history, save_history
 from ad_gym.envs.tasks import canonical_env_id, family, task_key
-from ad_gym.sources.sb3 import SourceConfig, learn_task
+from ad_gym.sources.sb3 import SourceConfig, learn_task, validate_source
 
 MANIFEST = "collection.json"
 
@@ -67,6 +67,7 @@ def collect(
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
 
+    validate_source(env_id, config)  # bad hyperparameter values fail here, before the folder is touched
     out = Path(out)
     _claim_folder(out, {"env_id": env_id, "split": split, "seed": int(seed), "source": config.to_dict()})
     results: dict[str, TaskResult] = {}
@@ -155,14 +156,20 @@ def _claim_folder(out: Path, manifest: dict[str, Any]) -> None:
             )
         return
     if out.is_dir():
+        # No manifest (files copied on their own, say): each file's metadata says how it was made.
         for path in sorted(out.glob(f"*{SUFFIX}")):
             try:
-                other_env = read_history(path).env_id
+                meta = read_history(path).metadata
             except HistoryFileError:
-                continue
-            if other_env != manifest["env_id"]:
+                continue  # unreadable: it will be collected again
+            if meta.get("env_id") != manifest["env_id"]:
                 raise ValueError(
-                    f"{str(out)!r} holds {other_env} histories, not {manifest['env_id']}; choose another --out folder"
+                    f"{str(out)!r} holds {meta.get('env_id')} histories, not {manifest['env_id']}; choose another --out folder"
+                )
+            if meta.get("source") != manifest["source"] or meta.get("seed") != manifest["seed"]:
+                raise ValueError(
+                    f"{str(out)!r} holds {manifest['env_id']} histories collected with other settings ({path.name}: "
+                    f"source {meta.get('source')!r}, seed {meta.get('seed')!r}); choose another --out folder"
                 )
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
     atomic_write(manifest_path, lambda f: f.write(text.encode()))

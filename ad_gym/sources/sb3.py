@@ -78,16 +78,34 @@ def task_seed(seed: int, task_index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(task_index)]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
+def _make_learner(env_id: str, task: dict[str, Any], config: SourceConfig, seed: int):
+    vec_env = DummyVecEnv([lambda: gym.make(env_id, **task)] * config.n_streams)
+    algo_class = ALGORITHMS[config.algo]
+    model = algo_class(config.policy, vec_env, seed=seed, device="cpu", verbose=0, **config.algo_kwargs())
+    # A logger with no outputs: SB3's default one makes a folder in /tmp for every learn() call.
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    return model, vec_env
+
+
+def validate_source(env_id: str, config: SourceConfig) -> None:
+    """Build (not train) the learner once, so bad hyperparameter values fail early and clearly."""
+    env_id = canonical_env_id(env_id)
+    try:
+        _, vec_env = _make_learner(env_id, family(env_id).all_tasks[0], config, seed=0)
+    except Exception as exc:  # SB3 raises assertions and type errors from deep inside
+        raise ValueError(
+            f"{ALGORITHMS[config.algo].__name__} cannot be built with hyperparameters {config.algo_kwargs()} "
+            f"on {env_id}: {type(exc).__name__}: {exc}"
+        ) from exc
+    vec_env.close()
+
+
 def learn_task(env_id: str, task: dict[str, Any], config: SourceConfig, seed: int = 0) -> History:
     """Train a fresh SB3 learner on one task and return its complete learning history."""
     env_id = canonical_env_id(env_id)
     task_index = family(env_id).index(task)
     learner_seed = task_seed(seed, task_index)
-    vec_env = DummyVecEnv([lambda: gym.make(env_id, **task)] * config.n_streams)
-    algo_class = ALGORITHMS[config.algo]
-    model = algo_class(config.policy, vec_env, seed=learner_seed, device="cpu", verbose=0, **config.algo_kwargs())
-    # A logger with no outputs: SB3's default one makes a folder in /tmp for every learn() call.
-    model.set_logger(Logger(folder=None, output_formats=[]))
+    model, vec_env = _make_learner(env_id, task, config, learner_seed)
     recorder = HistoryRecorder()
     start = time.perf_counter()
     model.learn(total_timesteps=config.total_steps, callback=recorder)
