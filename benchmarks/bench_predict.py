@@ -84,7 +84,7 @@ def main() -> None:
         f"({reach} tokens) ms/step | speed-up |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for n_envs in (1, 16, 64):
+    for n_envs in (1, 16):
         cached = time_steps(make_agent(args.context_len, True), n_envs, reach, args.timed_steps)
         window = time_window_forward(make_agent(args.context_len, True), n_envs, args.context_len, args.timed_steps)
         recompute = time_steps(make_agent(args.context_len, False), n_envs, reach, args.timed_steps)

@@ -89,7 +89,7 @@ class Block(nn.Module):
         self.ffn = nn.Sequential(
             nn.Linear(config.n_embd, config.ffn_dim), nn.GELU(), nn.Linear(config.ffn_dim, config.n_embd)
         )
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
         self.attn_dropout = config.attn_dropout
         # Learned attention bias per head and distance 0..c-1 (distance 0 = the token itself).
         self.distance_bias = nn.Parameter(torch.zeros(config.n_head, config.context_len))
@@ -112,16 +112,14 @@ class Block(nn.Module):
         dropout = self.attn_dropout if self.training else 0.0
         return self._finish(x, F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout))
 
-    def step(self, x: torch.Tensor, cache_k: torch.Tensor, cache_v: torch.Tensor, valid: torch.Tensor):
-        # x: (B, 1, C); cache_k/v: (B, H, L, hd) for the L previous tokens; valid: (B, L)
+    def step(self, x: torch.Tensor, cache_k: torch.Tensor, cache_v: torch.Tensor, distance: torch.Tensor, blocked: torch.Tensor):
+        # x: (B, 1, C); cache_k/v: (B, H, L, hd) for the L previous tokens; distance: (L+1,) oldest
+        # first; blocked: (B, 1, 1, L+1) True for keys of a cleared context
         q, k, v = self._split(x)
         keys, values = torch.cat([cache_k, k], dim=2), torch.cat([cache_v, v], dim=2)  # (B, H, L+1, hd)
-        L = cache_k.shape[2]
-        bias = self.distance_bias[:, torch.arange(L, -1, -1, device=x.device)]  # (H, L+1), oldest first
-        allowed = torch.cat([valid, valid.new_ones(valid.shape[0], 1)], dim=1)  # (B, L+1)
-        mask = bias[None, :, None, :].masked_fill(~allowed[:, None, None, :], float("-inf"))  # (B, H, 1, L+1)
+        mask = self.distance_bias[:, distance][None, :, None, :].masked_fill(blocked, float("-inf"))  # (B, H, 1, L+1)
         attended = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
-        return self._finish(x, attended), k, v
+        return self._finish(x, attended), keys, values
 
 
 class ADTransformer(nn.Module):
@@ -138,7 +136,7 @@ class ADTransformer(nn.Module):
         self.action_embedding = nn.Embedding(config.n_actions + 1, C)  # last row: no previous action
         self.reward_embedding = nn.Linear(1, C)
         self.step_embedding = nn.Embedding(config.max_episode_steps, C)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
         self.blocks = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
         self.ln_f = nn.LayerNorm(C)
         self.head = nn.Linear(C, config.n_actions)
@@ -191,12 +189,18 @@ class ADTransformer(nn.Module):
         """
         x = self.embed(obs[:, None], prev_actions[:, None], prev_rewards[:, None], steps[:, None])
         keep = self.config.context_len - 1  # previous tokens a new token may attend to
+        L = cache.length
+        distance = torch.arange(L, -1, -1, device=x.device)  # (L+1,), the new token last
+        valid = torch.cat([cache.valid, cache.valid.new_ones(cache.valid.shape[0], 1)], dim=1)  # (B, L+1)
+        blocked = ~valid[:, None, None, :]
         for i, block in enumerate(self.blocks):
-            x, k, v = block.step(x, cache.keys[i], cache.values[i], cache.valid)
-            cache.keys[i] = torch.cat([cache.keys[i], k], dim=2)[:, :, -keep:] if keep else cache.keys[i]
-            cache.values[i] = torch.cat([cache.values[i], v], dim=2)[:, :, -keep:] if keep else cache.values[i]
-        ones = cache.valid.new_ones(cache.valid.shape[0], 1)
-        cache.valid = torch.cat([cache.valid, ones], dim=1)[:, -keep:] if keep else cache.valid
+            x, keys, values = block.step(x, cache.keys[i], cache.values[i], distance, blocked)
+            cache.keys[i], cache.values[i] = keys[:, :, -keep:], values[:, :, -keep:]
+        cache.valid = valid[:, -keep:]
+        if keep == 0:  # a context of one token: nothing is kept
+            cache.keys = [k[:, :, :0] for k in cache.keys]
+            cache.values = [v[:, :, :0] for v in cache.values]
+            cache.valid = valid[:, :0]
         return self.head(self.ln_f(x[:, 0]))
 
     def num_parameters(self) -> int:
