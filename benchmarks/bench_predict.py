@@ -73,26 +73,27 @@ def main() -> None:
         "",
         f"Command: `python benchmarks/{Path(__file__).name} {shlex.join(sys.argv[1:])}`",
         "",
-        f"Model: 4 layers, width 64, context {args.context_len} transitions; torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads. Timed over {args.timed_steps} steps after {reach} warm-up steps "
+        f"Model: 4 layers, width 64, context {args.context_len} transitions; torch {torch.__version__}. Timed over {args.timed_steps} steps after {reach} warm-up steps "
         "(the context is full and the cache slides). "
         "'Recompute the window' reruns the model over the last 200 tokens (what most AD code does, and "
         "not exactly equal to the cache once deeper layers see past the window); 'exact recompute' "
         "reruns it over every token that can still influence the prediction, which the cache equals.",
         "",
-        "| envs | cached ms/step | recompute the window (200 tokens) ms/step | speed-up | exact recompute "
+        "| torch threads | envs | cached ms/step | recompute the window (200 tokens) ms/step | speed-up | exact recompute "
         f"({reach} tokens) ms/step | speed-up |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for n_envs in (1, 16):
-        cached = time_steps(make_agent(args.context_len, True), n_envs, reach, args.timed_steps)
-        window = time_window_forward(make_agent(args.context_len, True), n_envs, args.context_len, args.timed_steps)
-        recompute = time_steps(make_agent(args.context_len, False), n_envs, reach, args.timed_steps)
-        lines.append(
-            f"| {n_envs} | {cached * 1e3:.2f} | {window * 1e3:.1f} | {window / cached:.0f}x | "
-            f"{recompute * 1e3:.1f} | {recompute / cached:.0f}x |"
-        )
-        print(lines[-1], flush=True)
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        for n_envs in (1, 16):
+            cached = time_steps(make_agent(args.context_len, True), n_envs, reach, args.timed_steps)
+            window = time_window_forward(make_agent(args.context_len, True), n_envs, args.context_len, args.timed_steps)
+            recompute = time_steps(make_agent(args.context_len, False), n_envs, reach, args.timed_steps)
+            lines.append(
+                f"| {threads} | {n_envs} | {cached * 1e3:.2f} | {window * 1e3:.1f} | {window / cached:.1f}x | "
+                f"{recompute * 1e3:.1f} | {recompute / cached:.0f}x |"
+            )
+            print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
