@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ad_gym.agents import ADAgent, DarkRoomOracle, RandomAgent
+from ad_gym.agents import ADAgent, RandomAgent, oracle_for
 from ad_gym.data.histories import load_histories
 from ad_gym.envs.tasks import canonical_env_id, tasks
 from ad_gym.evaluation import leaderboard_table, learner_episode_returns, play_episodes, plot_curves
@@ -37,7 +37,8 @@ class Preset:
     expert_updates: int | None = None  # ED's training length (default: AD's); its data is easy to fit
     eval_episodes: int = 100
     eval_seeds: tuple[int, ...] = (0, 1, 2, 3)
-    max_tasks: int | None = None  # only the first N tasks of each split (quick trials, tests)
+    train_tasks: int | None = None  # only the first N tasks of the train split (default: all)
+    test_tasks: int | None = None  # only the first N held-out tasks, for collection and evaluation
     notes: str = ""
 
     def expert_config(self) -> TrainConfig:
@@ -99,10 +100,10 @@ def run_pipeline(
     seconds: dict[str, float] = {}
 
     start = time.perf_counter()
-    for split in ("train", "test"):
+    for split, max_tasks in (("train", preset.train_tasks), ("test", preset.test_tasks)):
         collect(
             env_id, out / "histories" / split, split=split, config=preset.source, seed=seed,
-            max_tasks=preset.max_tasks, workers=workers, progress=progress,
+            max_tasks=max_tasks, workers=workers, progress=progress,
         )
     seconds["collect"] = time.perf_counter() - start
 
@@ -127,7 +128,7 @@ def run_pipeline(
 
 def evaluate_methods(env_id, ad_path, ed_path, test_histories_dir, preset: Preset, progress=False) -> dict[str, np.ndarray]:
     """Held-out returns per episode of AD, ED, the source learning from scratch, random and oracle."""
-    test_tasks = tasks(env_id, "test")[: preset.max_tasks]
+    test_tasks = tasks(env_id, "test")[: preset.test_tasks]
     n, seeds = preset.eval_episodes, list(preset.eval_seeds)
     curves = {}
     for name, path in (("AD", ad_path), ("ED", ed_path)):
@@ -137,9 +138,7 @@ def evaluate_methods(env_id, ad_path, ed_path, test_histories_dir, preset: Prese
     width = min(n, min(len(s) for s in source))
     curves["source (SB3, from scratch)"] = np.stack([s[:width] for s in source])
     curves["random"] = play_episodes(lambda rows: RandomAgent(_action_space(env_id), seed=0), env_id, test_tasks, n, seeds)
-    curves["oracle (goal known)"] = play_episodes(
-        lambda rows: DarkRoomOracle([r["goal"] for r in rows]), env_id, test_tasks, n, seeds
-    )
+    curves["oracle (task known)"] = play_episodes(lambda rows: oracle_for(env_id, rows), env_id, test_tasks, n, seeds)
     return curves
 
 

@@ -10,15 +10,16 @@ from tests.conftest import TINY_TRAIN
 
 TINY_PRESET = Preset(
     source=SourceConfig(n_streams=2, total_steps=1200), train=TINY_TRAIN, expert_episodes=5,
-    eval_episodes=12, eval_seeds=(0, 1), max_tasks=2,
+    eval_episodes=12, eval_seeds=(0, 1), train_tasks=2, test_tasks=2,
 )
 
 
-def test_tiny_pipeline_end_to_end(tmp_path):
-    result = run_pipeline("DarkRoom-v0", TINY_PRESET, tmp_path, workers=1, progress=False)
-    assert set(result.curves) == {"AD", "ED", "source (SB3, from scratch)", "random", "oracle (goal known)"}
+@pytest.mark.parametrize("env_id", ["DarkRoom-v0", "DarkKeyToDoor-v0"])
+def test_tiny_pipeline_end_to_end(env_id, tmp_path):
+    result = run_pipeline(env_id, TINY_PRESET, tmp_path, workers=1, progress=False)
+    assert set(result.curves) == {"AD", "ED", "source (SB3, from scratch)", "random", "oracle (task known)"}
     assert result.curves["AD"].shape == (2 * 2, 12)  # 2 held-out tasks x 2 seeds, 12 episodes
-    oracle = result.curves["oracle (goal known)"]
+    oracle = result.curves["oracle (task known)"]
     assert (oracle == oracle[:, :1]).all() and oracle.min() > 0  # the oracle is optimal from episode 1
     for name in ("leaderboard.md", "returns.png", "returns.npz", "ad/checkpoint.pt", "ed/checkpoint.pt"):
         assert (tmp_path / name).is_file(), name

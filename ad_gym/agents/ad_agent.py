@@ -20,6 +20,7 @@ come in through `ADAgent.observe` (one call per step in a plain loop) or, for SB
 from __future__ import annotations
 
 import os
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ class ADContext:
 
     n_envs: int
     cache: KVCache | None = None  # incremental mode
-    tokens: dict[str, list[torch.Tensor]] = field(default_factory=dict)  # the tokens that can still matter
+    tokens: dict[str, deque[torch.Tensor]] = field(default_factory=dict)  # the tokens that can still matter
     prev_actions: np.ndarray = None  # (n,) action chosen at the last predict, n_actions if none yet
     prev_rewards: np.ndarray = None  # (n,) reward it earned
     steps: np.ndarray = None  # (n,) step of the next observation in its episode
@@ -51,7 +52,7 @@ class ADContext:
 
     def transitions(self) -> dict[str, np.ndarray]:
         """The context as arrays (n_envs, T, ...): obs, prev_actions, prev_rewards, steps."""
-        return {name: torch.stack(values, dim=1).numpy() for name, values in self.tokens.items()}
+        return {name: torch.stack(list(values), dim=1).numpy() for name, values in self.tokens.items()}
 
 
 class ADAgent:
@@ -192,12 +193,12 @@ class ADAgent:
         # Keep every token that can still influence a prediction: n_layer x (context_len - 1) back.
         reach = self.config.n_layer * (self.config.context_len - 1) + 1
         for name, value in token.items():
-            state.tokens[name] = [*state.tokens.get(name, [])[-(reach - 1) :], value] if reach > 1 else [value]
+            state.tokens.setdefault(name, deque(maxlen=reach)).append(value)
         if state.cache is not None:
             return self.model.step(state.cache, **token)
         if state.cleared_rows:
             raise NotImplementedError("recompute mode cannot clear part of a batch's context; use the cache")
-        sequence = {name: torch.stack(values, dim=1) for name, values in state.tokens.items()}
+        sequence = {name: torch.stack(list(values), dim=1) for name, values in state.tokens.items()}
         return self.model(**sequence)[:, -1]
 
     def _check_observation(self, observation) -> tuple[np.ndarray, bool]:

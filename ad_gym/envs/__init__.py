@@ -6,6 +6,7 @@ plain id users type (``"DarkRoom-v0"``).
 
 from gymnasium.envs.registration import register, registry
 
+from ad_gym.envs.dark_key_to_door import DarkKeyToDoorEnv, KeyFlagObservation
 from ad_gym.envs.dark_room import DarkRoomEnv
 from ad_gym.envs.dark_room_hard import DarkRoomHardEnv
 from ad_gym.envs.tasks import NAMESPACE, canonical_env_id, env_ids, family, task_key, tasks
@@ -23,4 +24,14 @@ def _register_all() -> None:
 
 _register_all()
 
-__all__ = ["DarkRoomEnv", "DarkRoomHardEnv", "canonical_env_id", "env_ids", "family", "task_key", "tasks"]
+__all__ = [
+    "DarkKeyToDoorEnv",
+    "DarkRoomEnv",
+    "DarkRoomHardEnv",
+    "KeyFlagObservation",
+    "canonical_env_id",
+    "env_ids",
+    "family",
+    "task_key",
+    "tasks",
+]

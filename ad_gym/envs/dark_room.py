@@ -176,33 +176,45 @@ class DarkRoomEnv(gym.Env):
         return np.array(self.agent, dtype=np.int64)
 
     def render(self):
+        marks = {"G": self.goal, "A": self.agent}
         if self.render_mode == "ansi":
-            return self._render_text()
+            return render_grid_text(self.size, marks)
         if self.render_mode == "rgb_array":
-            return self._render_rgb()
+            return render_grid_rgb(self.size, marks)
         return None
 
-    def _render_text(self) -> str:
-        rows = []
-        for y in range(self.size):
-            row = []
-            for x in range(self.size):
-                cell = (x, y)
-                if cell == self.agent:
-                    row.append("*" if cell == self.goal else "A")
-                else:
-                    row.append("G" if cell == self.goal else ".")
-            rows.append(" ".join(row))
-        return "\n".join(rows) + "\n"
 
-    def _render_rgb(self) -> np.ndarray:
-        px = _CELL_PX
-        image = np.full((self.size * px, self.size * px, 3), 40, dtype=np.uint8)
-        image[::px, :] = 70  # grid lines
-        image[:, ::px] = 70
-        if self.goal is not None:
-            gx, gy = self.goal
-            image[gy * px + 2 : (gy + 1) * px - 1, gx * px + 2 : (gx + 1) * px - 1] = (40, 180, 60)
-        ax, ay = self.agent
+# Shared by the dark grid worlds. ``marks`` maps a letter to a cell (or None: not shown); "A" is
+# the agent, drawn on top. Text: one letter per cell, "*" where the agent stands on another mark.
+_MARK_COLOURS = {"G": (40, 180, 60), "K": (230, 200, 40), "D": (60, 120, 230)}
+
+
+def render_grid_text(size: int, marks: dict[str, tuple[int, int] | None]) -> str:
+    agent = marks.get("A")
+    others = {cell: letter for letter, cell in marks.items() if letter != "A" and cell is not None}
+    rows = []
+    for y in range(size):
+        row = []
+        for x in range(size):
+            cell = (x, y)
+            if cell == agent:
+                row.append("*" if cell in others else "A")
+            else:
+                row.append(others.get(cell, "."))
+        rows.append(" ".join(row))
+    return "\n".join(rows) + "\n"
+
+
+def render_grid_rgb(size: int, marks: dict[str, tuple[int, int] | None]) -> np.ndarray:
+    px = _CELL_PX
+    image = np.full((size * px, size * px, 3), 40, dtype=np.uint8)
+    image[::px, :] = 70  # grid lines
+    image[:, ::px] = 70
+    for letter, cell in marks.items():
+        if letter != "A" and cell is not None:
+            x, y = cell
+            image[y * px + 2 : (y + 1) * px - 1, x * px + 2 : (x + 1) * px - 1] = _MARK_COLOURS[letter]
+    if marks.get("A") is not None:
+        ax, ay = marks["A"]
         image[ay * px + 4 : (ay + 1) * px - 3, ax * px + 4 : (ax + 1) * px - 3] = (220, 50, 50)
-        return image
+    return image

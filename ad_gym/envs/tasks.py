@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
+
 SPLITS = ("train", "test", "all")
 NAMESPACE = "ad_gym"
 
@@ -25,6 +27,9 @@ class TaskFamily:
     is_test: Callable[[dict[str, Any]], bool]
     split_rule: str  # how the test split is chosen, for docs and metadata
     kwargs: dict[str, Any] = field(default_factory=dict)
+    # "module:Class" of a gym.ObservationWrapper that source learners see the env through (e.g. a
+    # has-key flag); its static ``history_observation`` maps what it adds back to the env's own.
+    source_wrapper: str | None = None
 
     def split(self, name: str) -> list[dict[str, Any]]:
         if name not in SPLITS:
@@ -136,5 +141,33 @@ add_family(
         all_tasks=goal_grid(17),
         is_test=goal_held_out,
         split_rule=GOAL_SPLIT_RULE,
+    )
+)
+
+
+def key_door_pairs(size: int) -> tuple[dict[str, Any], ...]:
+    # A fixed shuffle (NumPy's legacy RandomState, whose streams never change), so the first N
+    # tasks of a split are spread over the room rather than all sharing one key cell.
+    cells = [(x, y) for x in range(size) for y in range(size)]
+    pairs = [{"key": k, "door": d} for k in cells for d in cells]
+    order = np.random.RandomState(0).permutation(len(pairs))
+    return tuple(pairs[i] for i in order)
+
+
+def key_door_held_out(task: dict[str, Any]) -> bool:
+    # 665 of the 6561 (key, door) pairs; every cell is still a key and a door in training.
+    (kx, ky), (dx, dy) = task["key"], task["door"]
+    return (kx + 2 * ky + 3 * dx + 4 * dy) % 10 == 0
+
+
+add_family(
+    TaskFamily(
+        env_id="DarkKeyToDoor-v0",
+        entry_point="ad_gym.envs.dark_key_to_door:DarkKeyToDoorEnv",
+        all_tasks=key_door_pairs(9),
+        is_test=key_door_held_out,
+        split_rule="test = (key, door) pairs with (kx + 2*ky + 3*dx + 4*dy) % 10 == 0; train = the rest; "
+        "tasks listed in a fixed shuffled order (numpy RandomState(0))",
+        source_wrapper="ad_gym.envs.dark_key_to_door:KeyFlagObservation",
     )
 )

@@ -8,6 +8,36 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
 
+class HistoryBuffer:
+    """The steps of a batch of streams, appended one vectorised step at a time.
+
+    ``observations`` are what each stream's action was chosen from; ``dones`` mark the last step
+    of an episode. Shared by the SB3 callback below and by non-SB3 sources such as UCB, so every
+    source's history has the same layout.
+    """
+
+    def __init__(self, observation_fn: Callable[[np.ndarray], np.ndarray] | None = None):
+        self.observation_fn = observation_fn or (lambda obs: obs)
+        self._steps: dict[str, list[np.ndarray]] = {"observations": [], "actions": [], "rewards": [], "dones": []}
+
+    def add(self, observations: np.ndarray, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray) -> None:
+        self._steps["observations"].append(np.array(self.observation_fn(observations), copy=True))
+        self._steps["actions"].append(np.array(actions, copy=True))  # (n_streams, *action_shape)
+        self._steps["rewards"].append(np.array(rewards, dtype=np.float32, copy=True))
+        self._steps["dones"].append(np.array(dones, dtype=bool, copy=True))
+
+    @property
+    def n_steps(self) -> int:
+        """Steps recorded per stream."""
+        return len(self._steps["rewards"])
+
+    def arrays(self) -> dict[str, Any]:
+        """The recording as ``(streams, steps, ...)`` arrays, the layout of `ad_gym.data.History`."""
+        if self.n_steps == 0:
+            raise RuntimeError("nothing was recorded: the learner took no step")
+        return {name: np.stack(steps, axis=1) for name, steps in self._steps.items()}
+
+
 class HistoryRecorder(BaseCallback):
     """Record the observation, action, reward and episode end of every step of every stream.
 
@@ -22,26 +52,23 @@ class HistoryRecorder(BaseCallback):
 
     def __init__(self, observation_fn: Callable[[np.ndarray], np.ndarray] | None = None):
         super().__init__(verbose=0)
-        self.observation_fn = observation_fn or (lambda obs: obs)
+        self.buffer = HistoryBuffer(observation_fn)
         self._last_obs: np.ndarray | None = None
-        self._steps: dict[str, list[np.ndarray]] = {"observations": [], "actions": [], "rewards": [], "dones": []}
 
     def _on_training_start(self) -> None:
         last_obs = self.model._last_obs  # the observations the first actions will be chosen from
         if not isinstance(last_obs, np.ndarray):
             raise TypeError(f"HistoryRecorder records array observations, got {type(last_obs).__name__}")
-        self._last_obs = np.array(self.observation_fn(last_obs), copy=True)
+        self._last_obs = np.array(last_obs, copy=True)
 
     def _on_step(self) -> bool:
         new_obs, actions = self.locals["new_obs"], self.locals["actions"]
-        rewards, dones = self.locals["rewards"], self.locals["dones"]
-        self._steps["observations"].append(self._last_obs)
-        self._steps["actions"].append(np.array(actions, copy=True).reshape(len(dones), *self._action_shape()))
-        self._steps["rewards"].append(np.array(rewards, dtype=np.float32, copy=True))
-        self._steps["dones"].append(np.array(dones, dtype=bool, copy=True))
+        dones = self.locals["dones"]
+        actions = np.asarray(actions).reshape(len(dones), *self._action_shape())
+        self.buffer.add(self._last_obs, actions, self.locals["rewards"], dones)
         # After an episode ends the VecEnv has already reset that stream, so new_obs holds the
         # first observation of its next episode: exactly what the next action is chosen from.
-        self._last_obs = np.array(self.observation_fn(new_obs), copy=True)
+        self._last_obs = np.array(new_obs, copy=True)
         return True
 
     def _action_shape(self) -> tuple[int, ...]:
@@ -49,11 +76,7 @@ class HistoryRecorder(BaseCallback):
 
     @property
     def n_steps(self) -> int:
-        """Steps recorded per stream."""
-        return len(self._steps["rewards"])
+        return self.buffer.n_steps
 
     def arrays(self) -> dict[str, Any]:
-        """The recording as ``(streams, steps, ...)`` arrays, the layout of `ad_gym.data.History`."""
-        if self.n_steps == 0:
-            raise RuntimeError("nothing was recorded: the learner took no step")
-        return {name: np.stack(steps, axis=1) for name, steps in self._steps.items()}
+        return self.buffer.arrays()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -78,8 +79,23 @@ def task_seed(seed: int, task_index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(task_index)]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
+def source_wrapper(env_id: str):
+    """The observation wrapper source learners see ``env_id`` through, or None (see `TaskFamily`)."""
+    path = family(env_id).source_wrapper
+    if path is None:
+        return None
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _make_env(env_id: str, task: dict[str, Any]) -> gym.Env:
+    env = gym.make(env_id, **task)
+    wrapper = source_wrapper(env_id)
+    return wrapper(env) if wrapper else env
+
+
 def _make_learner(env_id: str, task: dict[str, Any], config: SourceConfig, seed: int):
-    vec_env = DummyVecEnv([lambda: gym.make(env_id, **task)] * config.n_streams)
+    vec_env = DummyVecEnv([lambda: _make_env(env_id, task)] * config.n_streams)
     algo_class = ALGORITHMS[config.algo]
     model = algo_class(config.policy, vec_env, seed=seed, device="cpu", verbose=0, **config.algo_kwargs())
     # A logger with no outputs: SB3's default one makes a folder in /tmp for every learn() call.
@@ -106,7 +122,8 @@ def learn_task(env_id: str, task: dict[str, Any], config: SourceConfig, seed: in
     task_index = family(env_id).index(task)
     learner_seed = task_seed(seed, task_index)
     model, vec_env = _make_learner(env_id, task, config, learner_seed)
-    recorder = HistoryRecorder()
+    wrapper = source_wrapper(env_id)
+    recorder = HistoryRecorder(observation_fn=wrapper.history_observation if wrapper else None)
     start = time.perf_counter()
     model.learn(total_timesteps=config.total_steps, callback=recorder)
     seconds = time.perf_counter() - start
