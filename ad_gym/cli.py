@@ -39,13 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
         "step of every stream; finished tasks are skipped on a rerun.",
     )
     collect.add_argument("env_id", help=f"one of {env_ids()} (or ad_gym/<id>)")
-    collect.add_argument("--split", default="train", choices=SPLITS, help="task split (default: train)")
+    collect.add_argument("--split", default="train", help=f"task split: {', '.join(SPLITS)}, or a family's own condition such as 'even' (default: train)")
     collect.add_argument("--out", help="output folder (default: histories/<ENV_ID>-<SPLIT>)")
     collect.add_argument("--max-tasks", type=int, help="collect only the first N tasks of the split")
     collect.add_argument(
         "--steps", type=int, default=defaults.total_steps, help=f"env steps per task, all streams together (default: {defaults.total_steps})"
     )
-    collect.add_argument("--algo", default=defaults.algo, choices=sorted(ALGORITHMS), help=f"source algorithm (default: {defaults.algo})")
+    collect.add_argument("--algo", choices=sorted(ALGORITHMS), help="source algorithm (default: the family's, a2c or ucb for the bandit)")
     collect.add_argument("--streams", type=int, default=defaults.n_streams, help=f"parallel envs per learner (default: {defaults.n_streams})")
     collect.add_argument(
         "--hp",
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="play N episodes in context on held-out tasks and print the returns")
     evaluate.add_argument("checkpoint", help="checkpoint file, training folder, or shipped model name")
-    evaluate.add_argument("--split", default="test", choices=SPLITS)
+    evaluate.add_argument("--split", default="test", help="task split (default: test)")
     evaluate.add_argument("--episodes", type=int, default=100)
     evaluate.add_argument("--seeds", type=int, default=4, help="seeds per task (default: 4)")
     evaluate.set_defaults(handler=run_evaluate)
@@ -121,14 +121,14 @@ def parse_pairs(pairs: list[str], option: str) -> dict[str, Any]:
 
 def run_collect(args) -> int:
     from ad_gym.data.histories import load_histories
-    from ad_gym.envs.tasks import canonical_env_id
+    from ad_gym.envs.tasks import canonical_env_id, family
     from ad_gym.sources.collect import collect
     from ad_gym.sources.sb3 import SourceConfig
     from ad_gym.sources.summary import summarize
 
     env_id = canonical_env_id(args.env_id)
     out = args.out or f"histories/{env_id}-{args.split}"
-    config = SourceConfig(algo=args.algo, n_streams=args.streams, total_steps=args.steps, hyperparams=parse_hyperparams(args.hp))
+    config = SourceConfig(algo=args.algo or family(env_id).default_source, n_streams=args.streams, total_steps=args.steps, hyperparams=parse_hyperparams(args.hp))
     results = collect(
         env_id, out, split=args.split, config=config, seed=args.seed, max_tasks=args.max_tasks,
         workers=args.workers, progress=not args.no_progress,

@@ -86,6 +86,28 @@ def leaderboard_table(curves: dict[str, np.ndarray], episodes=REPORT_EPISODES) -
     return "\n".join(lines)
 
 
+def normalised_scores(curves: dict[str, np.ndarray], reference: str, floor: str = "random") -> dict[str, np.ndarray]:
+    """Per-episode (mean r - mean r_floor) / (mean r_reference - mean r_floor) of every method.
+
+    The paper's bandit score: 0 is random play, 1 is the reference (UCB) at the same episode.
+    """
+    width = min(c.shape[1] for c in curves.values())
+    low, high = curves[floor][:, :width].mean(axis=0), curves[reference][:, :width].mean(axis=0)
+    return {name: (c[:, :width].mean(axis=0) - low) / (high - low) for name, c in curves.items()}
+
+
+def normalised_table(curves: dict[str, np.ndarray], reference: str, floor: str = "random", episodes=REPORT_EPISODES) -> str:
+    """Markdown: normalised score of each method at the listed episodes and over all of them."""
+    scores = normalised_scores(curves, reference, floor)
+    width = len(next(iter(scores.values())))
+    episodes = [e for e in episodes if e <= width]
+    lines = ["| method | " + " | ".join(f"ep {e}" for e in episodes) + f" | mean ep 1-{width} |",
+             "| --- |" + " --- |" * (len(episodes) + 1)]
+    for name, score in scores.items():
+        lines.append(f"| {name} | " + " | ".join(f"{score[e - 1]:.2f}" for e in episodes) + f" | {score.mean():.2f} |")
+    return "\n".join(lines)
+
+
 def plot_curves(curves: dict[str, np.ndarray], path, title: str) -> None:
     """Mean return per episode with a 95% band, one line per method, saved as PNG."""
     import matplotlib

@@ -20,8 +20,8 @@ import numpy as np
 
 from ad_gym.agents import ADAgent, RandomAgent, oracle_for
 from ad_gym.data.histories import load_histories
-from ad_gym.envs.tasks import canonical_env_id, tasks
-from ad_gym.evaluation import leaderboard_table, learner_episode_returns, play_episodes, plot_curves
+from ad_gym.envs.tasks import canonical_env_id, family, tasks
+from ad_gym.evaluation import leaderboard_table, learner_episode_returns, normalised_table, play_episodes, plot_curves
 from ad_gym.sources.collect import collect
 from ad_gym.sources.sb3 import SourceConfig
 from ad_gym.training import TrainConfig, train
@@ -79,10 +79,11 @@ def get_preset(env_id: str, name: str) -> Preset:
 
 @dataclass
 class PipelineResult:
-    curves: dict[str, np.ndarray]  # method -> (rows, episodes) returns on held-out tasks
-    table: str
+    curves: dict[str, np.ndarray]  # method -> (rows, episodes) returns on the held-out "test" tasks
+    table: str  # markdown: every evaluation split's table (and normalised scores for bandits)
     seconds: dict[str, float] = field(default_factory=dict)
     out: Path | None = None
+    curves_by_split: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
 def run_pipeline(
@@ -97,13 +98,14 @@ def run_pipeline(
     preset_name = preset if isinstance(preset, str) else "custom"
     preset = get_preset(env_id, preset) if isinstance(preset, str) else preset
     out = Path(out or f"runs/{env_id}-{preset_name}")
+    eval_splits = family(env_id).eval_splits
     seconds: dict[str, float] = {}
 
     start = time.perf_counter()
-    for split, max_tasks in (("train", preset.train_tasks), ("test", preset.test_tasks)):
+    for split in ("train", *eval_splits):
         collect(
             env_id, out / "histories" / split, split=split, config=preset.source, seed=seed,
-            max_tasks=max_tasks, workers=workers, progress=progress,
+            max_tasks=preset.train_tasks if split == "train" else preset.test_tasks, workers=workers, progress=progress,
         )
     seconds["collect"] = time.perf_counter() - start
 
@@ -119,27 +121,50 @@ def run_pipeline(
     seconds["train ED"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    curves = evaluate_methods(env_id, ad_path, ed_path, test_dir, preset, progress=progress)
+    curves_by_split = {
+        split: evaluate_methods(env_id, ad_path, ed_path, out / "histories" / split, preset, split, progress=progress)
+        for split in eval_splits
+    }
     seconds["evaluate"] = time.perf_counter() - start
-    table = leaderboard_table(curves)
-    write_results(out, env_id, preset_name, curves, table, seconds)
-    return PipelineResult(curves=curves, table=table, seconds=seconds, out=out)
+    table = leaderboard_tables(env_id, curves_by_split)
+    write_results(out, env_id, preset_name, curves_by_split, table, seconds)
+    return PipelineResult(curves=curves_by_split["test"], table=table, seconds=seconds, out=out, curves_by_split=curves_by_split)
 
 
-def evaluate_methods(env_id, ad_path, ed_path, test_histories_dir, preset: Preset, progress=False) -> dict[str, np.ndarray]:
-    """Held-out returns per episode of AD, ED, the source learning from scratch, random and oracle."""
-    test_tasks = tasks(env_id, "test")[: preset.test_tasks]
+def source_label(algo: str) -> str:
+    return f"source ({algo.upper()}, from scratch)"
+
+
+def evaluate_methods(
+    env_id, ad_path, ed_path, histories_dir, preset: Preset, split: str = "test", progress=False
+) -> dict[str, np.ndarray]:
+    """Returns per episode on ``split`` of AD, ED, the source learning from scratch, random and oracle."""
+    eval_tasks = tasks(env_id, split)[: preset.test_tasks]
     n, seeds = preset.eval_episodes, list(preset.eval_seeds)
     curves = {}
     for name, path in (("AD", ad_path), ("ED", ed_path)):
         agent = ADAgent.load(path, env_id=env_id, seed=0)
-        curves[name] = play_episodes(lambda rows: agent, env_id, test_tasks, n, seeds, progress=progress)
-    source = [learner_episode_returns(h) for h in load_histories(test_histories_dir, env_id=env_id)]
+        curves[name] = play_episodes(lambda rows: agent, env_id, eval_tasks, n, seeds, progress=progress)
+    source = [learner_episode_returns(h) for h in load_histories(histories_dir, env_id=env_id)]
     width = min(n, min(len(s) for s in source))
-    curves["source (SB3, from scratch)"] = np.stack([s[:width] for s in source])
-    curves["random"] = play_episodes(lambda rows: RandomAgent(_action_space(env_id), seed=0), env_id, test_tasks, n, seeds)
-    curves["oracle (task known)"] = play_episodes(lambda rows: oracle_for(env_id, rows), env_id, test_tasks, n, seeds)
+    curves[source_label(preset.source.algo)] = np.stack([s[:width] for s in source])
+    curves["random"] = play_episodes(lambda rows: RandomAgent(_action_space(env_id), seed=0), env_id, eval_tasks, n, seeds)
+    curves["oracle (task known)"] = play_episodes(lambda rows: oracle_for(env_id, rows), env_id, eval_tasks, n, seeds)
     return curves
+
+
+def leaderboard_tables(env_id: str, curves_by_split: dict[str, dict[str, np.ndarray]]) -> str:
+    """One returns table per evaluation split; bandits add scores normalised against UCB and random."""
+    if list(curves_by_split) == ["test"]:
+        return leaderboard_table(curves_by_split["test"])
+    parts = []
+    for split, curves in curves_by_split.items():
+        parts += [f"**{split}** tasks: returns", "", leaderboard_table(curves), ""]
+        reference = next((name for name in curves if name.startswith("source")), None)
+        if reference:
+            parts += [f"**{split}** tasks: score normalised as (r - random) / ({reference} - random)", "",
+                      normalised_table(curves, reference), ""]
+    return "\n".join(parts).rstrip()
 
 
 def _action_space(env_id):
@@ -148,10 +173,12 @@ def _action_space(env_id):
     return gym.make(env_id).action_space
 
 
-def write_results(out: Path, env_id: str, preset: str, curves, table: str, seconds: dict[str, float]) -> None:
+def write_results(out: Path, env_id: str, preset: str, curves_by_split, table: str, seconds: dict[str, float]) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out / "returns.npz", **curves)
-    plot_curves(curves, out / "returns.png", f"{env_id}, held-out tasks, preset {preset}")
+    for split, curves in curves_by_split.items():
+        suffix = "" if split == "test" else f"_{split}"
+        np.savez_compressed(out / f"returns{suffix}.npz", **curves)
+        plot_curves(curves, out / f"returns{suffix}.png", f"{env_id}, {split} tasks, preset {preset}")
     timing = ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items())
     (out / "leaderboard.md").write_text(f"# {env_id}: in-context returns on held-out tasks\n\n{table}\n\nTime: {timing}\n")
     (out / "timing.json").write_text(json.dumps(seconds, indent=2))

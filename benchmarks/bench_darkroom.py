@@ -39,7 +39,7 @@ def block_mean(returns: np.ndarray, first: int, last: int) -> float:
 
 
 def bar_lines(curves: dict[str, np.ndarray]) -> list[str]:
-    ad, ed, source = curves["AD"], curves["ED"], curves["source (SB3, from scratch)"]
+    ad, ed, source = curves["AD"], curves["ED"], curves["source (A2C, from scratch)"]
     early, late = block_mean(ad, 1, 5), block_mean(ad, 41, 50)
     lines = [
         f"- AD, episodes 41-50: **{late:.2f}**; episodes 1-5: {early:.2f}; ratio {late / max(early, 1e-9):.1f}x",

@@ -53,7 +53,20 @@ class GridOracle:
             self.stage[np.asarray(done, dtype=bool).reshape(-1)] = 0
 
 
-def oracle_for(env_id: str, tasks) -> GridOracle:
+class BestArmOracle:
+    """Knows each bandit's reward probabilities and always pulls the best arm."""
+
+    def __init__(self, means):
+        self.best = np.asarray(means, dtype=np.float64).argmax(axis=1)  # (n_envs,)
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        return (self.best.copy() if np.asarray(observation).ndim == 2 else self.best[0]), state
+
+    def observe(self, reward, done=None, state=None):
+        pass
+
+
+def oracle_for(env_id: str, tasks):
     """The goal-aware optimal policy of ``env_id`` for a batch of envs on ``tasks``."""
     from ad_gym.envs.tasks import canonical_env_id
 
@@ -62,4 +75,45 @@ def oracle_for(env_id: str, tasks) -> GridOracle:
         return GridOracle([[t["goal"]] for t in tasks])
     if env_id == "DarkKeyToDoor-v0":
         return GridOracle([[t["key"], t["door"]] for t in tasks])
+    if env_id == "AdversarialBandit-v0":
+        return BestArmOracle([t["means"] for t in tasks])
     raise ValueError(f"no oracle for {env_id}")
+
+
+class UCBAgent:
+    """UCB1 on a multi-armed bandit, one independent learner per env of the batch.
+
+    Pulls every arm once (lowest index first), then the arm maximising
+    ``mean_reward + c * sqrt(2 ln t / pulls)``. Its statistics persist across episodes (the task
+    stays the same); ``reset()`` or a new ``state=None`` batch size starts over. It is the source
+    algorithm of the Adversarial Bandit and the reference of its normalised score.
+    """
+
+    def __init__(self, action_space, c: float = 1.0):
+        if not isinstance(c, (int, float)) or isinstance(c, bool) or c < 0:
+            raise ValueError(f"c must be a non-negative number, got {c!r}")
+        self.n_arms, self.c = int(action_space.n), float(c)
+        self.pulls = self.totals = None
+        self._last = None
+
+    def reset(self) -> None:
+        self.pulls = self.totals = None
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        obs = np.asarray(observation)
+        n = obs.shape[0] if obs.ndim == 2 else 1
+        if self.pulls is None or len(self.pulls) != n:
+            self.pulls, self.totals = np.zeros((n, self.n_arms)), np.zeros((n, self.n_arms))
+        t = self.pulls.sum(axis=1, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scores = self.totals / self.pulls + self.c * np.sqrt(2 * np.log(np.maximum(t, 1)) / self.pulls)
+        scores[self.pulls == 0] = np.inf  # untried arms first
+        # Ties (several untried arms, equal scores) go to the lowest index, as UCB1 is usually written.
+        actions = scores.argmax(axis=1)
+        self._last = actions
+        return (actions if obs.ndim == 2 else actions[0]), state
+
+    def observe(self, reward, done=None, state=None):
+        rows = np.arange(len(self._last))
+        self.pulls[rows, self._last] += 1
+        self.totals[rows, self._last] += np.asarray(reward, dtype=np.float64).reshape(-1)

@@ -6,6 +6,7 @@ plain id users type (``"DarkRoom-v0"``).
 
 from gymnasium.envs.registration import register, registry
 
+from ad_gym.envs.adversarial_bandit import AdversarialBanditEnv
 from ad_gym.envs.dark_key_to_door import DarkKeyToDoorEnv, KeyFlagObservation
 from ad_gym.envs.dark_room import DarkRoomEnv
 from ad_gym.envs.dark_room_hard import DarkRoomHardEnv
@@ -25,6 +26,7 @@ def _register_all() -> None:
 _register_all()
 
 __all__ = [
+    "AdversarialBanditEnv",
     "DarkKeyToDoorEnv",
     "DarkRoomEnv",
     "DarkRoomHardEnv",

@@ -30,19 +30,30 @@ class TaskFamily:
     # "module:Class" of a gym.ObservationWrapper that source learners see the env through (e.g. a
     # has-key flag); its static ``history_observation`` maps what it adds back to the env's own.
     source_wrapper: str | None = None
+    # Named evaluation conditions beyond the held-out "test" split, each a fixed task list.
+    extra_splits: dict[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)
+    eval_splits: tuple[str, ...] = ("test",)  # what the leaderboard evaluates on
+    default_source: str = "a2c"  # the source algorithm of the paper for this family
+
+    @property
+    def split_names(self) -> tuple[str, ...]:
+        return (*SPLITS, *self.extra_splits)
 
     def split(self, name: str) -> list[dict[str, Any]]:
-        if name not in SPLITS:
-            raise ValueError(f"unknown split {name!r} for {self.env_id}; expected one of {list(SPLITS)}")
+        if name not in self.split_names:
+            raise ValueError(f"unknown split {name!r} for {self.env_id}; expected one of {list(self.split_names)}")
+        if name in self.extra_splits:
+            return [dict(t) for t in self.extra_splits[name]]
         if name == "all":
             return [dict(t) for t in self.all_tasks]
         want_test = name == "test"
         return [dict(t) for t in self.all_tasks if self.is_test(t) == want_test]
 
     def index(self, task: dict[str, Any]) -> int:
-        """The task's position in the family's fixed order."""
+        """The task's position in the family's fixed order (extra splits' tasks come after "all")."""
         key = task_key(task)
-        for i, candidate in enumerate(self.all_tasks):
+        ordered = [*self.all_tasks, *(t for tasks in self.extra_splits.values() for t in tasks)]
+        for i, candidate in enumerate(ordered):
             if task_key(candidate) == key:
                 return i
         raise ValueError(f"{task!r} is not a task of {self.env_id}")
@@ -169,5 +180,30 @@ add_family(
         split_rule="test = (key, door) pairs with (kx + 2*ky + 3*dx + 4*dy) % 10 == 0; train = the rest; "
         "tasks listed in a fixed shuffled order (numpy RandomState(0))",
         source_wrapper="ad_gym.envs.dark_key_to_door:KeyFlagObservation",
+    )
+)
+
+
+def bandit_tasks(condition: str, count: int, seed: int) -> tuple[dict[str, Any], ...]:
+    from ad_gym.envs.adversarial_bandit import sample_means
+
+    rng = np.random.RandomState(seed)  # legacy RNG: its streams never change, so neither do the lists
+    return tuple({"means": sample_means(rng, condition)} for _ in range(count))
+
+
+_BANDIT_TRAIN, _BANDIT_TEST = bandit_tasks("odd", 1000, seed=1), bandit_tasks("odd", 100, seed=2)
+_BANDIT_TEST_KEYS = frozenset(task_key(t) for t in _BANDIT_TEST)
+
+add_family(
+    TaskFamily(
+        env_id="AdversarialBandit-v0",
+        entry_point="ad_gym.envs.adversarial_bandit:AdversarialBanditEnv",
+        all_tasks=_BANDIT_TRAIN + _BANDIT_TEST,
+        is_test=lambda task: task_key(task) in _BANDIT_TEST_KEYS,
+        split_rule="train = 1000 tasks of the 'odd' condition (RandomState(1)); test = 100 more (RandomState(2)); "
+        "even = 100 tasks of the 'even' condition (RandomState(3)); uniform = 100 of 'uniform' (RandomState(4))",
+        extra_splits={"even": bandit_tasks("even", 100, seed=3), "uniform": bandit_tasks("uniform", 100, seed=4)},
+        eval_splits=("test", "even", "uniform"),
+        default_source="ucb",
     )
 )

@@ -57,7 +57,7 @@ def collect(
     torch thread. Returns one `TaskResult` per task, in task order.
     """
     env_id = canonical_env_id(env_id)
-    config = config or SourceConfig()
+    config = config or SourceConfig(algo=family(env_id).default_source)
     tasks = family(env_id).split(split)
     if max_tasks is not None:
         if not isinstance(max_tasks, int) or max_tasks < 1:

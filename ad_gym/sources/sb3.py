@@ -1,4 +1,8 @@
-"""Stable-Baselines3 source learners: train one agent on one task and record its whole history."""
+"""Source learners: train one agent on one task and record its whole learning history.
+
+Stable-Baselines3 algorithms (A2C, PPO, DQN) for the grid and pixel families, and UCB, the
+paper's source for the Adversarial Bandit, all recorded into the same history format.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +19,13 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from ad_gym.data.histories import History
 from ad_gym.envs.tasks import canonical_env_id, family
-from ad_gym.sources.recorder import HistoryRecorder
+from ad_gym.sources.recorder import HistoryBuffer, HistoryRecorder
 from ad_gym.version import __version__
 
-ALGORITHMS = {"a2c": A2C, "ppo": PPO, "dqn": DQN}
+from ad_gym.agents.baselines import UCBAgent
+
+SB3_ALGORITHMS = {"a2c": A2C, "ppo": PPO, "dqn": DQN}
+ALGORITHMS = {**SB3_ALGORITHMS, "ucb": UCBAgent}
 
 # Our defaults on top of SB3's own (SB3's defaults apply to everything not listed).
 # A2C: SB3 defaults (RMSprop, lr 7e-4, n_steps 5, gamma 0.99, 64x64 MLP) plus the paper's entropy
@@ -29,6 +36,7 @@ DEFAULT_HYPERPARAMS: dict[str, dict[str, Any]] = {
     "a2c": {"ent_coef": 0.01},
     "ppo": {"n_steps": 32, "batch_size": 64, "n_epochs": 4, "learning_rate": 1e-3, "ent_coef": 0.01},
     "dqn": {"learning_starts": 1000, "exploration_fraction": 0.3, "target_update_interval": 500},
+    "ucb": {"c": 1.0},  # UCB1's exploration bonus c * sqrt(2 ln t / n)
 }
 
 
@@ -56,7 +64,7 @@ class SourceConfig:
         if not isinstance(self.hyperparams, dict):
             raise TypeError(f"hyperparams must be a dict of {self.algo.upper()} keyword arguments, got {self.hyperparams!r}")
         algo_class = ALGORITHMS[self.algo]
-        reserved = {"env", "seed", "device", "verbose", "policy"} & set(self.hyperparams)
+        reserved = {"env", "seed", "device", "verbose", "policy", "action_space"} & set(self.hyperparams)
         if reserved:
             raise ValueError(f"hyperparams may not set {sorted(reserved)}: they are fixed by ad_gym")
         import inspect
@@ -106,6 +114,11 @@ def _make_learner(env_id: str, task: dict[str, Any], config: SourceConfig, seed:
 def validate_source(env_id: str, config: SourceConfig) -> None:
     """Build (not train) the learner once, so bad hyperparameter values fail early and clearly."""
     env_id = canonical_env_id(env_id)
+    if config.algo == "ucb":
+        if family(env_id).default_source != "ucb":
+            raise ValueError(f"UCB ignores observations: it is a source for bandits (AdversarialBandit-v0), not {env_id}")
+        UCBAgent(gym.make(env_id).action_space, **config.algo_kwargs())
+        return
     try:
         _, vec_env = _make_learner(env_id, family(env_id).all_tasks[0], config, seed=0)
     except Exception as exc:  # SB3 raises assertions and type errors from deep inside
@@ -117,17 +130,16 @@ def validate_source(env_id: str, config: SourceConfig) -> None:
 
 
 def learn_task(env_id: str, task: dict[str, Any], config: SourceConfig, seed: int = 0) -> History:
-    """Train a fresh SB3 learner on one task and return its complete learning history."""
+    """Train a fresh learner on one task and return its complete learning history."""
     env_id = canonical_env_id(env_id)
     task_index = family(env_id).index(task)
     learner_seed = task_seed(seed, task_index)
-    model, vec_env = _make_learner(env_id, task, config, learner_seed)
-    wrapper = source_wrapper(env_id)
-    recorder = HistoryRecorder(observation_fn=wrapper.history_observation if wrapper else None)
     start = time.perf_counter()
-    model.learn(total_timesteps=config.total_steps, callback=recorder)
+    if config.algo == "ucb":
+        arrays = _run_ucb(env_id, task, config, learner_seed)
+    else:
+        arrays = _run_sb3(env_id, task, config, learner_seed)
     seconds = time.perf_counter() - start
-    vec_env.close()
     metadata = {
         "env_id": env_id,
         "task_index": task_index,
@@ -137,4 +149,33 @@ def learn_task(env_id: str, task: dict[str, Any], config: SourceConfig, seed: in
         "ad_gym_version": __version__,
         "seconds": round(seconds, 3),
     }
-    return History(task=task, metadata=metadata, **recorder.arrays())
+    return History(task=task, metadata=metadata, **arrays)
+
+
+def _run_sb3(env_id: str, task: dict[str, Any], config: SourceConfig, seed: int) -> dict[str, np.ndarray]:
+    model, vec_env = _make_learner(env_id, task, config, seed)
+    wrapper = source_wrapper(env_id)
+    recorder = HistoryRecorder(observation_fn=wrapper.history_observation if wrapper else None)
+    model.learn(total_timesteps=config.total_steps, callback=recorder)
+    vec_env.close()
+    return recorder.arrays()
+
+
+def _run_ucb(env_id: str, task: dict[str, Any], config: SourceConfig, seed: int) -> dict[str, np.ndarray]:
+    """UCB, one independent learner per stream, each on its own env (its own reward draws)."""
+    envs = [gym.make(env_id, **task) for _ in range(config.n_streams)]
+    seeds = np.random.SeedSequence(seed).generate_state(config.n_streams)
+    obs = np.stack([env.reset(seed=int(s))[0] for env, s in zip(envs, seeds)])
+    agent = UCBAgent(envs[0].action_space, **config.algo_kwargs())
+    buffer = HistoryBuffer()
+    for _ in range(config.total_steps // config.n_streams):
+        actions, _ = agent.predict(obs)
+        rewards, dones, next_obs = np.zeros(len(envs), np.float32), np.zeros(len(envs), bool), obs.copy()
+        for i, env in enumerate(envs):
+            o, rewards[i], terminated, truncated, _ = env.step(int(actions[i]))
+            dones[i] = terminated or truncated
+            next_obs[i] = env.reset()[0] if dones[i] else o
+        buffer.add(obs, actions, rewards, dones)
+        agent.observe(rewards, dones)
+        obs = next_obs
+    return buffer.arrays()
