@@ -64,6 +64,8 @@ def test_help_exits_0(command, capsys):
         (["collect", "DarkRoom-v0", "--hp", "gamma_typo=0.9"], "['gamma_typo'] are not A2C arguments"),
         (["collect", "DarkRoom-v0", "--hp", "seed=1"], "may not set ['seed']"),
         (["collect", "DarkRoom-v0", "--max-tasks", "0"], "max_tasks must be a positive integer"),
+        (["collect", "DarkRoom-v0", "--split", "val"], "unknown split 'val' for DarkRoom-v0"),
+        (["collect", "DarkRoom-v0", "--algo", "ucb"], "UCB ignores observations"),
         (["collect", "DarkRoom-v0", "--streams", "0"], "n_streams must be a positive integer"),
         (["collect", "DarkRoom-v0", "--workers", "0"], "workers must be a positive integer"),
         (["summarize", "/nonexistent/folder"], "no history file or folder"),
@@ -80,7 +82,6 @@ def test_bad_input_exits_2_naming_the_problem(argv, message, capsys, tmp_path):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["collect", "DarkRoom-v0", "--split", "val"], "invalid choice: 'val'"),
         (["collect", "DarkRoom-v0", "--algo", "sac"], "invalid choice: 'sac'"),
         (["collect", "DarkRoom-v0", "--steps", "many"], "invalid int value: 'many'"),
         (["collect"], "the following arguments are required: env_id"),
