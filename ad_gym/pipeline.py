@@ -12,18 +12,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ad_gym.agents import ADAgent, RandomAgent, oracle_for
+from ad_gym.atomic import atomic_write
 from ad_gym.data.histories import load_histories
 from ad_gym.envs.tasks import canonical_env_id, family, tasks
 from ad_gym.evaluation import leaderboard_table, learner_episode_returns, normalised_table, play_episodes, plot_curves
 from ad_gym.sources.collect import collect
 from ad_gym.sources.sb3 import SourceConfig
+from ad_gym.stages import StageMeter
 from ad_gym.training import TrainConfig, train
 
 
@@ -56,6 +57,12 @@ class Preset:
 _DARK_ROOM_SOURCE = SourceConfig(algo="a2c", n_streams=8, total_steps=16_000)
 _DARK_ROOM_TRAIN = TrainConfig(updates=2000)  # TrainConfig's defaults are this recipe
 
+# Adversarial Bandit: UCB, 4 independent streams per task, 8 episodes (800 pulls) each. UCB
+# learns within its first episodes, so AD keeps every episode of the first 5 and a 200-token
+# context holds two episodes; ED trains on each stream's last 3 episodes (UCB exploiting).
+_BANDIT_SOURCE = SourceConfig(algo="ucb", n_streams=4, total_steps=3200)
+_BANDIT_TRAIN = TrainConfig(every_k=1, max_episodes=5, updates=2000)
+
 PRESETS: dict[str, dict[str, Preset]] = {
     "DarkRoom-v0": {
         "default": Preset(source=_DARK_ROOM_SOURCE, train=_DARK_ROOM_TRAIN, notes="2-core CPU, <= 30 minutes in all"),
@@ -64,6 +71,12 @@ PRESETS: dict[str, dict[str, Preset]] = {
             train=dataclasses.replace(_DARK_ROOM_TRAIN, updates=5000, warmup=200),
             expert_updates=1500,
             notes="2-core CPU, <= 90 minutes in all",
+        ),
+    },
+    "AdversarialBandit-v0": {
+        "default": Preset(
+            source=_BANDIT_SOURCE, train=_BANDIT_TRAIN, expert_episodes=3, expert_updates=500,
+            eval_episodes=10, eval_seeds=(0, 1), test_tasks=50, notes="2-core CPU, <= 45 minutes in all",
         ),
     },
 }
@@ -84,6 +97,7 @@ class PipelineResult:
     seconds: dict[str, float] = field(default_factory=dict)
     out: Path | None = None
     curves_by_split: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    peak_gib: dict[str, float] = field(default_factory=dict)  # peak resident memory per stage
 
 
 def run_pipeline(
@@ -99,36 +113,37 @@ def run_pipeline(
     preset = get_preset(env_id, preset) if isinstance(preset, str) else preset
     out = Path(out or f"runs/{env_id}-{preset_name}")
     eval_splits = family(env_id).eval_splits
-    seconds: dict[str, float] = {}
+    meter = StageMeter()
 
-    start = time.perf_counter()
-    for split in ("train", *eval_splits):
-        collect(
-            env_id, out / "histories" / split, split=split, config=preset.source, seed=seed,
-            max_tasks=preset.train_tasks if split == "train" else preset.test_tasks, workers=workers, progress=progress,
-        )
-    seconds["collect"] = time.perf_counter() - start
+    with meter.stage("collect"):
+        for split in ("train", *eval_splits):
+            collect(
+                env_id, out / "histories" / split, split=split, config=preset.source, seed=seed,
+                max_tasks=preset.train_tasks if split == "train" else preset.test_tasks, workers=workers,
+                progress=progress,
+            )
 
     provenance = {"pipeline": {"env_id": env_id, "preset": preset_name, "seed": seed}}
-    start = time.perf_counter()
     train_dir, test_dir = out / "histories" / "train", out / "histories" / "test"
-    ad_config = dataclasses.replace(preset.train, seed=seed)
-    ad_path = train(train_dir, out / "ad", ad_config, val_path=test_dir, progress=progress, provenance=provenance)
-    seconds["train AD"] = time.perf_counter() - start
-    start = time.perf_counter()
-    ed_config = dataclasses.replace(preset.expert_config(), seed=seed)
-    ed_path = train(train_dir, out / "ed", ed_config, val_path=test_dir, progress=progress, provenance=provenance)
-    seconds["train ED"] = time.perf_counter() - start
+    with meter.stage("train AD"):
+        ad_config = dataclasses.replace(preset.train, seed=seed)
+        ad_path = train(train_dir, out / "ad", ad_config, val_path=test_dir, progress=progress, provenance=provenance)
+    with meter.stage("train ED"):
+        ed_config = dataclasses.replace(preset.expert_config(), seed=seed)
+        ed_path = train(train_dir, out / "ed", ed_config, val_path=test_dir, progress=progress, provenance=provenance)
 
-    start = time.perf_counter()
-    curves_by_split = {
-        split: evaluate_methods(env_id, ad_path, ed_path, out / "histories" / split, preset, split, progress=progress)
-        for split in eval_splits
-    }
-    seconds["evaluate"] = time.perf_counter() - start
+    with meter.stage("evaluate"):
+        curves_by_split = {
+            split: evaluate_methods(env_id, ad_path, ed_path, out / "histories" / split, preset, split, progress=progress)
+            for split in eval_splits
+        }
+    seconds = meter.seconds
     table = leaderboard_tables(env_id, curves_by_split)
-    write_results(out, env_id, preset_name, curves_by_split, table, seconds)
-    return PipelineResult(curves=curves_by_split["test"], table=table, seconds=seconds, out=out, curves_by_split=curves_by_split)
+    write_results(out, env_id, preset_name, curves_by_split, table, meter)
+    return PipelineResult(
+        curves=curves_by_split["test"], table=table, seconds=seconds, out=out, curves_by_split=curves_by_split,
+        peak_gib=meter.peak_gib,
+    )
 
 
 def source_label(algo: str) -> str:
@@ -148,7 +163,7 @@ def evaluate_methods(
     source = [learner_episode_returns(h) for h in load_histories(histories_dir, env_id=env_id)]
     width = min(n, min(len(s) for s in source))
     curves[source_label(preset.source.algo)] = np.stack([s[:width] for s in source])
-    curves["random"] = play_episodes(lambda rows: RandomAgent(_action_space(env_id), seed=0), env_id, eval_tasks, n, seeds)
+    curves["random"] = play_episodes(lambda rows: RandomAgent.for_env(env_id, seed=0), env_id, eval_tasks, n, seeds)
     curves["oracle (task known)"] = play_episodes(lambda rows: oracle_for(env_id, rows), env_id, eval_tasks, n, seeds)
     return curves
 
@@ -167,18 +182,14 @@ def leaderboard_tables(env_id: str, curves_by_split: dict[str, dict[str, np.ndar
     return "\n".join(parts).rstrip()
 
 
-def _action_space(env_id):
-    import gymnasium as gym
-
-    return gym.make(env_id).action_space
-
-
-def write_results(out: Path, env_id: str, preset: str, curves_by_split, table: str, seconds: dict[str, float]) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+def write_results(out: Path, env_id: str, preset: str, curves_by_split, table: str, meter: StageMeter) -> None:
+    """The run's results, each file written atomically."""
     for split, curves in curves_by_split.items():
         suffix = "" if split == "test" else f"_{split}"
-        np.savez_compressed(out / f"returns{suffix}.npz", **curves)
-        plot_curves(curves, out / f"returns{suffix}.png", f"{env_id}, {split} tasks, preset {preset}")
-    timing = ", ".join(f"{k} {v / 60:.1f} min" for k, v in seconds.items())
-    (out / "leaderboard.md").write_text(f"# {env_id}: in-context returns on held-out tasks\n\n{table}\n\nTime: {timing}\n")
-    (out / "timing.json").write_text(json.dumps(seconds, indent=2))
+        atomic_write(out / f"returns{suffix}.npz", lambda f, curves=curves: np.savez_compressed(f, **curves))
+        atomic_write(out / f"returns{suffix}.png", lambda f, curves=curves, split=split: plot_curves(
+            curves, f, f"{env_id}, {split} tasks, preset {preset}"))
+    text = f"# {env_id}: in-context returns on held-out tasks\n\n{table}\n\nCost: {meter.summary()}\n"
+    atomic_write(out / "leaderboard.md", lambda f: f.write(text.encode()))
+    timing = json.dumps({"seconds": meter.seconds, "peak_gib": meter.peak_gib}, indent=2)
+    atomic_write(out / "timing.json", lambda f: f.write(timing.encode()))

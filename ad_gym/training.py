@@ -30,7 +30,8 @@ from ad_gym.models.transformer import ADConfig, ADTransformer
 from ad_gym.version import __version__
 
 CHECKPOINT = "checkpoint.pt"
-_MODEL_DEFAULTS = {f.name: f.default for f in fields(ADConfig) if f.default is not MISSING}
+# The architecture fields of ADConfig (what the env fixes, such as image_shape, comes from env_shapes).
+_MODEL_DEFAULTS = {f.name: f.default for f in fields(ADConfig) if f.default is not MISSING and f.name != "image_shape"}
 
 
 @dataclass
@@ -99,10 +100,14 @@ def env_shapes(env_id: str) -> dict[str, Any]:
     """What the model needs to know of an env: observation components, actions, episode length."""
     env = gym.make(env_id)
     space = env.observation_space
-    if not isinstance(space, gym.spaces.MultiDiscrete):
-        raise TypeError(f"{env_id}: the AD model reads MultiDiscrete observations, got {space}")
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        observation = {"obs_nvec": tuple(int(n) for n in space.nvec.reshape(-1))}
+    elif isinstance(space, gym.spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3:
+        observation = {"obs_nvec": (), "image_shape": tuple(int(n) for n in space.shape)}
+    else:
+        raise TypeError(f"{env_id}: the AD model reads MultiDiscrete or (H, W, C) uint8 image observations, got {space}")
     shapes = {
-        "obs_nvec": tuple(int(n) for n in space.nvec.reshape(-1)),
+        **observation,
         "n_actions": int(env.action_space.n),
         "max_episode_steps": int(env.unwrapped.max_steps),
     }

@@ -88,7 +88,7 @@ def test_metadata(collected):
         assert meta["ad_gym_version"] == ad_gym.__version__
         source = meta["source"]
         assert source["algo"] == "a2c" and source["n_streams"] == 4 and source["total_steps"] == 800
-        assert source["policy"] == "MlpPolicy" and source["algo_kwargs"] == {"ent_coef": 0.01}
+        assert source["policy"] == "auto" and source["algo_kwargs"] == {"ent_coef": 0.01}
 
 
 def test_tasks_get_different_learners(collected):

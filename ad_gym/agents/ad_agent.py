@@ -212,6 +212,10 @@ class ADAgent:
             raise ValueError(
                 f"observation of shape {obs.shape} does not fit {self.env_id}: expected {shape} or (n_envs, *{shape})"
             )
+        if self.config.image_shape is not None:
+            if obs.dtype != np.uint8:
+                raise TypeError(f"{self.env_id} observations are uint8 images; got dtype {obs.dtype}")
+            return obs.reshape(obs.shape[0], *shape), vectorized
         nvec = self.observation_space.nvec
         if not np.issubdtype(obs.dtype, np.integer) or (obs < 0).any() or (obs >= nvec).any():
             raise ValueError(f"observation {observation!r} is outside {self.env_id}'s observation space {self.observation_space}")

@@ -8,15 +8,26 @@ from ad_gym.envs.dark_room import DOWN, LEFT, NOOP, RIGHT, UP
 
 
 class RandomAgent:
-    """Uniformly random actions."""
+    """Uniformly random actions. A batch is an observation with one more dimension than
+    ``observation_ndim`` (1 for the grid and bandit families, 3 for pixels)."""
 
-    def __init__(self, action_space, seed: int | None = None):
+    def __init__(self, action_space, seed: int | None = None, observation_ndim: int = 1):
         self.n_actions = int(action_space.n)
         self.rng = np.random.default_rng(seed)
+        self.observation_ndim = observation_ndim
+
+    @classmethod
+    def for_env(cls, env_id: str, seed: int | None = None) -> "RandomAgent":
+        import gymnasium as gym
+
+        env = gym.make(env_id)
+        agent = cls(env.action_space, seed=seed, observation_ndim=len(env.observation_space.shape))
+        env.close()
+        return agent
 
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
         obs = np.asarray(observation)
-        n = obs.shape[0] if obs.ndim == 2 else None
+        n = obs.shape[0] if obs.ndim == self.observation_ndim + 1 else None
         actions = self.rng.integers(self.n_actions, size=n or 1)
         return (actions if n else actions[0]), state
 
@@ -53,6 +64,43 @@ class GridOracle:
             self.stage[np.asarray(done, dtype=bool).reshape(-1)] = 0
 
 
+class PlanOracle:
+    """Replays a fixed optimal action sequence per env from the start of every episode.
+
+    For envs with a fixed start and deterministic moves whose observations do not give the
+    position away (Watermaze's pixels): the plan walks straight to the goal.
+    """
+
+    def __init__(self, plans):
+        self.plans = [list(plan) for plan in plans]
+        self.t = np.zeros(len(self.plans), dtype=np.int64)
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        if episode_start is not None:
+            self.t[np.asarray(episode_start, dtype=bool).reshape(-1)] = 0
+        actions = np.array([plan[min(t, len(plan) - 1)] for plan, t in zip(self.plans, self.t)], dtype=np.int64)
+        return (actions if len(np.shape(observation)) == 4 else actions[0]), state
+
+    def observe(self, reward, done=None, state=None):
+        self.t += 1
+        if done is not None:
+            self.t[np.asarray(done, dtype=bool).reshape(-1)] = 0
+
+
+def watermaze_plan(platform, start=(5, 5)) -> list[int]:
+    """Turns and forward moves from the start, facing up, onto ``platform`` in the fewest steps."""
+    from ad_gym.envs.watermaze import FORWARD, TURN_LEFT, TURN_RIGHT
+
+    dx, dy = platform[0] - start[0], platform[1] - start[1]
+    if dx == 0:
+        return [FORWARD] * -dy if dy < 0 else [TURN_LEFT, TURN_LEFT] + [FORWARD] * dy
+    sideways = TURN_LEFT if dx < 0 else TURN_RIGHT
+    if dy < 0:  # up first, then sideways
+        return [FORWARD] * -dy + [sideways] + [FORWARD] * abs(dx)
+    # sideways first, then down: from facing left, down is a left turn; from facing right, a right turn
+    return [sideways] + [FORWARD] * abs(dx) + ([sideways] + [FORWARD] * dy if dy > 0 else [])
+
+
 class BestArmOracle:
     """Knows each bandit's reward probabilities and always pulls the best arm."""
 
@@ -75,6 +123,8 @@ def oracle_for(env_id: str, tasks):
         return GridOracle([[t["goal"]] for t in tasks])
     if env_id == "DarkKeyToDoor-v0":
         return GridOracle([[t["key"], t["door"]] for t in tasks])
+    if env_id == "Watermaze-v0":
+        return PlanOracle([watermaze_plan(t["platform"]) for t in tasks])
     if env_id == "AdversarialBandit-v0":
         return BestArmOracle([t["means"] for t in tasks])
     raise ValueError(f"no oracle for {env_id}")

@@ -15,6 +15,11 @@ metadata       (bytes,) uint8                   UTF-8 JSON: format, env_id, task
                                                 ad_gym version, ...
 ============== ================================ ===============================================
 
+Pixel histories (observations of two or more dimensions, such as Watermaze's images) store each
+distinct observation once: ``observation_table (K, *obs_shape)`` and ``observations (streams,
+steps)`` holding row numbers of that table. `History.observations` hides this: it is then an
+`IndexedObservations`, which indexes like the full array and decodes only what is asked for.
+
 Integer arrays are stored in the smallest integer type that holds their values. Files are
 written to a temporary name and renamed into place, so a file under its final name is always
 complete; a truncated or corrupted one is reported as `HistoryFileError`.
@@ -43,12 +48,54 @@ class HistoryFileError(ValueError):
     """A history file is missing, truncated, corrupted or not an ad-gym history."""
 
 
+class IndexedObservations:
+    """Observations stored as a table of distinct values and, per step, a row of that table.
+
+    Indexes like the ``(streams, steps, *obs_shape)`` array it stands for (``obs[stream]``,
+    ``obs[stream, steps]``), decoding only the selected steps, so the histories of a pixel env fit
+    in memory. ``np.asarray(obs)`` decodes everything.
+    """
+
+    def __init__(self, table: np.ndarray, index: np.ndarray):
+        self.table, self.index = table, index  # (K, *obs_shape), (streams, steps) ints
+
+    @classmethod
+    def from_array(cls, observations: np.ndarray) -> "IndexedObservations":
+        """Encode a ``(streams, steps, *obs_shape)`` array."""
+        flat = observations.reshape(-1, *observations.shape[2:])
+        rows = np.ascontiguousarray(flat).reshape(len(flat), -1).view(np.dtype((np.void, flat[0].nbytes)))[:, 0]
+        _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+        return cls(flat[first], inverse.reshape(observations.shape[:2]))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (*self.index.shape, *self.table.shape[1:])
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.table.dtype
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, key) -> np.ndarray:
+        return self.table[self.index[key]]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        array = self.table[self.index]
+        return array if dtype is None else array.astype(dtype)
+
+
 @dataclass
 class History:
     """One task's learning history: every stream of the source learner, in time order."""
 
     task: dict[str, Any]
-    observations: np.ndarray  # (streams, steps, *obs_shape)
+    observations: np.ndarray | IndexedObservations  # (streams, steps, *obs_shape)
     actions: np.ndarray  # (streams, steps, *action_shape)
     rewards: np.ndarray  # (streams, steps) float32
     dones: np.ndarray  # (streams, steps) bool: an episode ended after this step
@@ -91,8 +138,16 @@ def save_history(history: History, path: str | os.PathLike) -> Path:
     if path.suffix != SUFFIX:
         raise ValueError(f"history files end in {SUFFIX!r}, got {str(path)!r}")
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, **history.metadata, "task": history.task}
+    observations = history.observations
+    if isinstance(observations, np.ndarray) and observations.ndim >= 4:  # pixels: each distinct image once
+        observations = IndexedObservations.from_array(observations)
+    table = {}
+    if isinstance(observations, IndexedObservations):
+        table = {"observation_table": observations.table}
+        observations = observations.index
     arrays = {
-        "observations": _compact(history.observations),
+        **table,
+        "observations": _compact(observations),
         "actions": _compact(history.actions),
         "rewards": history.rewards.astype(np.float32, copy=False),
         "dones": history.dones.astype(bool, copy=False),
@@ -115,6 +170,8 @@ def read_history(path: str | os.PathLike) -> History:
             if missing:
                 raise HistoryFileError(f"{path} is not an ad-gym history file: it lacks {missing}")
             arrays = {k: data[k] for k in ARRAY_KEYS}
+            if "observation_table" in data.files:
+                arrays["observations"] = _indexed(path, data["observation_table"], arrays["observations"])
             metadata = json.loads(data["metadata"].tobytes().decode())
     except HistoryFileError:
         raise
@@ -173,8 +230,16 @@ def load_histories(path: str | os.PathLike, env_id: str | None = None) -> list[H
     return histories
 
 
+def _indexed(path: Path, table: np.ndarray, index: np.ndarray) -> IndexedObservations:
+    if index.ndim != 2 or not np.issubdtype(index.dtype, np.integer) or (index.size and (index.min() < 0 or index.max() >= len(table))):
+        raise HistoryFileError(f"{path} is corrupted: its observation indexes do not fit its observation table")
+    return IndexedObservations(table, index)
+
+
 def _check_arrays(observations, actions, rewards, dones, where: str) -> None:
     for name, array in zip(ARRAY_KEYS, (observations, actions, rewards, dones)):
+        if name == "observations" and isinstance(array, IndexedObservations):
+            continue
         if not isinstance(array, np.ndarray):
             raise TypeError(f"{where}: {name} must be a numpy array, got {type(array).__name__}")
     if rewards.ndim != 2:

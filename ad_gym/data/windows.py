@@ -15,20 +15,21 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ad_gym.data.histories import History
+from ad_gym.data.histories import History, IndexedObservations
 
 
 @dataclass
 class TokenSequences:
     """All streams' token sequences, concatenated; ``starts[i]:ends[i]`` is stream i."""
 
-    obs: np.ndarray  # (N, D) int64
+    obs: np.ndarray  # (N, D) int64; for pixel envs (N,) rows of obs_table
     prev_actions: np.ndarray  # (N,) int64; n_actions marks "no previous action"
     prev_rewards: np.ndarray  # (N,) float32
     steps: np.ndarray  # (N,) int64, step of obs in its episode
     actions: np.ndarray  # (N,) int64, the targets
     starts: np.ndarray  # (S,) first token of each stream
     ends: np.ndarray  # (S,)
+    obs_table: np.ndarray | None = None  # (K, H, W, C) uint8: every distinct image, for pixel envs
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -60,7 +61,10 @@ def stream_tokens(
     index = np.concatenate([np.arange(a, b) for a, b in bounds])
     actions = history.actions[stream][index].astype(np.int64).reshape(len(index))
     rewards = history.rewards[stream][index].astype(np.float32)
-    obs = history.observations[stream][index].astype(np.int64).reshape(len(index), -1)
+    if isinstance(history.observations, IndexedObservations):  # pixels: rows of the history's table
+        obs = history.observations.index[stream][index].astype(np.int64)
+    else:
+        obs = history.observations[stream][index].astype(np.int64).reshape(len(index), -1)
     steps = np.concatenate([np.arange(b - a) for a, b in bounds])
     prev_actions = np.concatenate([[n_actions], actions[:-1]])
     prev_rewards = np.concatenate([[0.0], rewards[:-1]]).astype(np.float32)
@@ -76,18 +80,25 @@ def build_sequences(
 ) -> TokenSequences:
     if every_k < 1:
         raise ValueError(f"every_k must be a positive integer, got {every_k!r}")
-    parts = [
-        tokens
-        for h in histories
-        for s in range(h.n_streams)
-        if (tokens := stream_tokens(h, s, n_actions, every_k, max_episodes, last_episodes)) is not None
-    ]
+    parts, tables, offset = [], [], 0
+    for h in histories:
+        indexed = isinstance(h.observations, IndexedObservations)
+        for s in range(h.n_streams):
+            tokens = stream_tokens(h, s, n_actions, every_k, max_episodes, last_episodes)
+            if tokens is not None:
+                # Pixel tokens point into one table made of every history's table, one after another.
+                parts.append((tokens[0] + offset, *tokens[1:]) if indexed else tokens)
+        if indexed:
+            tables.append(h.observations.table)
+            offset += len(h.observations.table)
     if not parts:
         raise ValueError("the histories hold no complete episode")
+    if tables and len(tables) != len(histories):
+        raise ValueError("the histories mix pixel and integer observations")
     lengths = np.array([len(p[4]) for p in parts])
     ends = np.cumsum(lengths)
     columns = [np.concatenate(column) for column in zip(*parts)]
-    return TokenSequences(*columns, starts=ends - lengths, ends=ends)
+    return TokenSequences(*columns, starts=ends - lengths, ends=ends, obs_table=np.concatenate(tables) if tables else None)
 
 
 class SequenceSampler:
@@ -105,6 +116,7 @@ class SequenceSampler:
         self.first = np.concatenate([np.arange(s, e - seq_len + 1) for s, e in zip(sequences.starts[usable], sequences.ends[usable])])
         self.seq_len = seq_len
         self.generator = generator
+        self.obs_table = None if sequences.obs_table is None else torch.from_numpy(sequences.obs_table)
         self.tensors = {
             "obs": torch.from_numpy(sequences.obs),
             "prev_actions": torch.from_numpy(sequences.prev_actions),
@@ -120,4 +132,7 @@ class SequenceSampler:
     def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
         pick = torch.randint(len(self.first), (batch_size,), generator=self.generator)
         index = torch.from_numpy(self.first)[pick][:, None] + torch.arange(self.seq_len)  # (B, T)
-        return {name: tensor[index] for name, tensor in self.tensors.items()}
+        batch = {name: tensor[index] for name, tensor in self.tensors.items()}
+        if self.obs_table is not None:
+            batch["obs"] = self.obs_table[batch["obs"]]  # (B, T) rows -> (B, T, H, W, C) pixels
+        return batch

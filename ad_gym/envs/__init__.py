@@ -10,6 +10,7 @@ from ad_gym.envs.adversarial_bandit import AdversarialBanditEnv
 from ad_gym.envs.dark_key_to_door import DarkKeyToDoorEnv, KeyFlagObservation
 from ad_gym.envs.dark_room import DarkRoomEnv
 from ad_gym.envs.dark_room_hard import DarkRoomHardEnv
+from ad_gym.envs.watermaze import WatermazeEnv
 from ad_gym.envs.tasks import NAMESPACE, canonical_env_id, env_ids, family, task_key, tasks
 
 
@@ -31,6 +32,7 @@ __all__ = [
     "DarkRoomEnv",
     "DarkRoomHardEnv",
     "KeyFlagObservation",
+    "WatermazeEnv",
     "canonical_env_id",
     "env_ids",
     "family",

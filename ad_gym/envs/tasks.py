@@ -207,3 +207,22 @@ add_family(
         default_source="ucb",
     )
 )
+
+
+def platform_cells(size: int) -> tuple[dict[str, Any], ...]:
+    centre = (size // 2, size // 2)
+    return tuple(
+        {"platform": (x, y)} for x in range(1, size - 1) for y in range(1, size - 1) if (x, y) != centre
+    )
+
+
+add_family(
+    TaskFamily(
+        env_id="Watermaze-v0",
+        entry_point="ad_gym.envs.watermaze:WatermazeEnv",
+        all_tasks=platform_cells(11),
+        is_test=lambda task: (task["platform"][0] + 2 * task["platform"][1]) % 5 == 0,
+        split_rule="test = platforms (x, y) with (x + 2*y) % 5 == 0; train = the rest (the start cell is never one)",
+        default_source="ppo",
+    )
+)

@@ -24,9 +24,10 @@ import torch.nn.functional as F
 
 @dataclass
 class ADConfig:
-    obs_nvec: tuple[int, ...]  # observation = len(obs_nvec) integers, component i in [0, obs_nvec[i])
+    obs_nvec: tuple[int, ...]  # observation = len(obs_nvec) integers, component i in [0, obs_nvec[i]); () for images
     n_actions: int
     max_episode_steps: int  # the step-in-episode embedding has this many rows
+    image_shape: tuple[int, ...] | None = None  # (H, W, C) uint8 pixel observations, read by a small CNN
     context_len: int = 200  # c: tokens each token attends to (itself included): 10 Dark Room episodes
     n_layer: int = 4
     n_head: int = 4
@@ -38,6 +39,12 @@ class ADConfig:
 
     def __post_init__(self):
         self.obs_nvec = tuple(int(n) for n in self.obs_nvec)
+        if self.image_shape is not None:
+            self.image_shape = tuple(int(n) for n in self.image_shape)
+            if len(self.image_shape) != 3 or min(self.image_shape[:2]) < 8:
+                raise ValueError(f"image_shape must be (height, width, channels) of at least 8x8, got {self.image_shape}")
+        if bool(self.obs_nvec) == (self.image_shape is not None):
+            raise ValueError("give exactly one of obs_nvec (integer observations) and image_shape (pixels)")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be a multiple of n_head ({self.n_head})")
         for name in ("n_actions", "max_episode_steps", "context_len", "n_layer", "n_head", "n_embd", "ffn_dim"):
@@ -139,6 +146,29 @@ class Block(nn.Module):
         return self._finish(x, F.scaled_dot_product_attention(q, keys, values, attn_mask=mask))
 
 
+class ImageEncoder(nn.Module):
+    """Pixels (N, H, W, C) uint8 -> (N, n_embd): two strided convolutions and a linear map.
+
+    Small on purpose: the pixel families render flat-coloured cells a few pixels wide, and a
+    training batch holds thousands of frames.
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int], n_embd: int):
+        super().__init__()
+        height, width, channels = image_shape
+        self.convs = nn.Sequential(
+            nn.Conv2d(channels, 16, kernel_size=4, stride=4), nn.ReLU(),
+            nn.Conv2d(16, 32, kernel_size=3, stride=2), nn.ReLU(), nn.Flatten(),
+        )
+        with torch.no_grad():
+            flat = self.convs(torch.zeros(1, channels, height, width)).shape[1]
+        self.linear = nn.Linear(flat, n_embd)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.permute(0, 3, 1, 2).float() / 255.0  # (N, C, H, W) in [0, 1]
+        return self.linear(self.convs(x))
+
+
 class ADTransformer(nn.Module):
     """Predicts the next action's logits from a sequence of transition tokens."""
 
@@ -148,8 +178,11 @@ class ADTransformer(nn.Module):
         C = config.n_embd
         # One embedding table for all observation components (offsets keep them apart): the sum of
         # rows is a linear map of the components' one-hot codes.
-        self.register_buffer("obs_offsets", torch.tensor([0, *config.obs_nvec[:-1]]).cumsum(0), persistent=False)
-        self.obs_embedding = nn.Embedding(sum(config.obs_nvec), C)
+        if config.image_shape is not None:
+            self.image_encoder = ImageEncoder(config.image_shape, C)
+        else:
+            self.register_buffer("obs_offsets", torch.tensor([0, *config.obs_nvec[:-1]]).cumsum(0), persistent=False)
+            self.obs_embedding = nn.Embedding(sum(config.obs_nvec), C)
         self.action_embedding = nn.Embedding(config.n_actions + 1, C)  # last row: no previous action
         self.reward_embedding = nn.Linear(1, C)
         self.step_embedding = nn.Embedding(config.max_episode_steps, C)
@@ -167,8 +200,13 @@ class ADTransformer(nn.Module):
             nn.init.zeros_(module.bias)
 
     def embed(self, obs, prev_actions, prev_rewards, steps) -> torch.Tensor:
-        # obs: (B, T, D) long; prev_actions, steps: (B, T) long (n_actions = none); prev_rewards: (B, T) float
-        x = self.obs_embedding(obs + self.obs_offsets).sum(dim=2)
+        # obs: (B, T, D) long, or (B, T, H, W, C) uint8 pixels; prev_actions, steps: (B, T) long
+        # (n_actions = none); prev_rewards: (B, T) float
+        if self.config.image_shape is not None:
+            B, T = obs.shape[:2]
+            x = self.image_encoder(obs.reshape(B * T, *obs.shape[2:])).view(B, T, -1)
+        else:
+            x = self.obs_embedding(obs + self.obs_offsets).sum(dim=2)
         x = x + self.action_embedding(prev_actions) + self.reward_embedding(prev_rewards.unsqueeze(-1))
         x = x + self.step_embedding(steps.clamp(max=self.config.max_episode_steps - 1))
         return self.dropout(x)  # (B, T, C)

@@ -6,6 +6,9 @@ from typing import Any, Callable
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecTransposeImage
+
+from ad_gym.data.histories import IndexedObservations
 
 
 class HistoryBuffer:
@@ -19,12 +22,26 @@ class HistoryBuffer:
     def __init__(self, observation_fn: Callable[[np.ndarray], np.ndarray] | None = None):
         self.observation_fn = observation_fn or (lambda obs: obs)
         self._steps: dict[str, list[np.ndarray]] = {"observations": [], "actions": [], "rewards": [], "dones": []}
+        # Pixel observations are kept once each (row of this table) and recorded as row numbers.
+        self._rows: dict[bytes, int] = {}
+        self._table: list[np.ndarray] = []
 
     def add(self, observations: np.ndarray, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray) -> None:
-        self._steps["observations"].append(np.array(self.observation_fn(observations), copy=True))
+        observations = np.asarray(self.observation_fn(observations))
+        if observations.ndim >= 3:  # (n_streams, H, W, ...): images
+            observations = np.array([self._row(image) for image in observations], dtype=np.int64)
+        self._steps["observations"].append(np.array(observations, copy=True))
         self._steps["actions"].append(np.array(actions, copy=True))  # (n_streams, *action_shape)
         self._steps["rewards"].append(np.array(rewards, dtype=np.float32, copy=True))
         self._steps["dones"].append(np.array(dones, dtype=bool, copy=True))
+
+    def _row(self, image: np.ndarray) -> int:
+        key = image.tobytes()
+        row = self._rows.get(key)
+        if row is None:
+            row = self._rows[key] = len(self._table)
+            self._table.append(image.copy())
+        return row
 
     @property
     def n_steps(self) -> int:
@@ -35,7 +52,10 @@ class HistoryBuffer:
         """The recording as ``(streams, steps, ...)`` arrays, the layout of `ad_gym.data.History`."""
         if self.n_steps == 0:
             raise RuntimeError("nothing was recorded: the learner took no step")
-        return {name: np.stack(steps, axis=1) for name, steps in self._steps.items()}
+        arrays = {name: np.stack(steps, axis=1) for name, steps in self._steps.items()}
+        if self._table:
+            arrays["observations"] = IndexedObservations(np.stack(self._table), arrays["observations"])
+        return arrays
 
 
 class HistoryRecorder(BaseCallback):
@@ -56,10 +76,17 @@ class HistoryRecorder(BaseCallback):
         self._last_obs: np.ndarray | None = None
 
     def _on_training_start(self) -> None:
+        # SB3 feeds images channels-first through VecTransposeImage; histories keep the env's layout.
+        self._channels_first = isinstance(self.model.get_env(), VecTransposeImage)
         last_obs = self.model._last_obs  # the observations the first actions will be chosen from
         if not isinstance(last_obs, np.ndarray):
             raise TypeError(f"HistoryRecorder records array observations, got {type(last_obs).__name__}")
-        self._last_obs = np.array(last_obs, copy=True)
+        self._last_obs = self._env_layout(last_obs)
+
+    def _env_layout(self, observations: np.ndarray) -> np.ndarray:
+        if self._channels_first:
+            return np.ascontiguousarray(observations.transpose(0, 2, 3, 1))  # (n, C, H, W) -> (n, H, W, C)
+        return np.array(observations, copy=True)
 
     def _on_step(self) -> bool:
         new_obs, actions = self.locals["new_obs"], self.locals["actions"]
@@ -68,7 +95,7 @@ class HistoryRecorder(BaseCallback):
         self.buffer.add(self._last_obs, actions, self.locals["rewards"], dones)
         # After an episode ends the VecEnv has already reset that stream, so new_obs holds the
         # first observation of its next episode: exactly what the next action is chosen from.
-        self._last_obs = np.array(new_obs, copy=True)
+        self._last_obs = self._env_layout(new_obs)
         return True
 
     def _action_shape(self) -> tuple[int, ...]:

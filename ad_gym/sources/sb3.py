@@ -13,16 +13,19 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
+import torch.nn as nn
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from ad_gym.agents.baselines import UCBAgent
 from ad_gym.data.histories import History
 from ad_gym.envs.tasks import canonical_env_id, family
 from ad_gym.sources.recorder import HistoryBuffer, HistoryRecorder
 from ad_gym.version import __version__
-
-from ad_gym.agents.baselines import UCBAgent
 
 SB3_ALGORITHMS = {"a2c": A2C, "ppo": PPO, "dqn": DQN}
 ALGORITHMS = {**SB3_ALGORITHMS, "ucb": UCBAgent}
@@ -52,7 +55,10 @@ class SourceConfig:
     n_streams: int = 8
     total_steps: int = 60_000
     hyperparams: dict[str, Any] = field(default_factory=dict)
-    policy: str = "MlpPolicy"
+    # "auto": MlpPolicy, or for pixel envs SB3's CnnPolicy with `SmallCNN` as its features
+    # extractor (SB3's NatureCNN is sized for 84x84 Atari frames; ours are 36x36). Any SB3 policy
+    # name is accepted as well.
+    policy: str = "auto"
 
     def __post_init__(self):
         if self.algo not in ALGORITHMS:
@@ -102,10 +108,40 @@ def _make_env(env_id: str, task: dict[str, Any]) -> gym.Env:
     return wrapper(env) if wrapper else env
 
 
+class SmallCNN(BaseFeaturesExtractor):
+    """Two strided convolutions for small flat-coloured frames (channels first, as SB3 feeds them)."""
+
+    def __init__(self, observation_space: gym.spaces.Box, features_dim: int = 128):
+        super().__init__(observation_space, features_dim)
+        channels = observation_space.shape[0]
+        self.convs = nn.Sequential(
+            nn.Conv2d(channels, 16, kernel_size=4, stride=4), nn.ReLU(),
+            nn.Conv2d(16, 32, kernel_size=3, stride=2), nn.ReLU(), nn.Flatten(),
+        )
+        with torch.no_grad():
+            flat = self.convs(torch.zeros(1, *observation_space.shape)).shape[1]
+        self.linear = nn.Sequential(nn.Linear(flat, features_dim), nn.ReLU())
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.convs(observations))
+
+
+def _policy(config: SourceConfig, vec_env) -> tuple[str, dict[str, Any]]:
+    """The SB3 policy name and any policy_kwargs it needs on this env."""
+    if config.policy != "auto":
+        return config.policy, {}
+    if is_image_space(vec_env.observation_space):
+        return "CnnPolicy", {"features_extractor_class": SmallCNN}
+    return "MlpPolicy", {}
+
+
 def _make_learner(env_id: str, task: dict[str, Any], config: SourceConfig, seed: int):
     vec_env = DummyVecEnv([lambda: _make_env(env_id, task)] * config.n_streams)
     algo_class = ALGORITHMS[config.algo]
-    model = algo_class(config.policy, vec_env, seed=seed, device="cpu", verbose=0, **config.algo_kwargs())
+    policy, policy_kwargs = _policy(config, vec_env)
+    kwargs = config.algo_kwargs()
+    kwargs["policy_kwargs"] = {**policy_kwargs, **kwargs.get("policy_kwargs", {})}
+    model = algo_class(policy, vec_env, seed=seed, device="cpu", verbose=0, **kwargs)
     # A logger with no outputs: SB3's default one makes a folder in /tmp for every learn() call.
     model.set_logger(Logger(folder=None, output_formats=[]))
     return model, vec_env

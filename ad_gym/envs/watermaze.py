@@ -1,0 +1,201 @@
+"""Watermaze: find a hidden platform in an open arena from egocentric pixels, rebuilt on MiniGrid."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from minigrid.core.grid import Grid
+from minigrid.core.mission import MissionSpace
+from minigrid.core.world_object import Wall
+from minigrid.minigrid_env import MiniGridEnv
+
+# Each side of the arena has its own colour, striped with grey every other cell, and the corners
+# are grey: what the agent sees of the walls tells it where it is and which way it faces.
+SIDE_COLOURS = {"north": "red", "south": "green", "west": "yellow", "east": "blue"}
+TURN_LEFT, TURN_RIGHT, FORWARD = range(3)  # MiniGrid's own numbering of these actions
+UP = 3  # MiniGrid direction: 0 right, 1 down, 2 left, 3 up
+VIEW = 9  # cells per side of the egocentric view
+
+
+def validate_platform(platform: Any, size: int) -> tuple[int, int]:
+    """An interior cell ``(x, y)`` of a ``size`` x ``size`` arena (walls on the border)."""
+    try:
+        values = np.asarray(platform)
+    except Exception as exc:  # pragma: no cover
+        raise TypeError(f"platform must be a pair of integers (x, y), got {platform!r}") from exc
+    if values.shape != (2,) or not np.issubdtype(values.dtype, np.integer) or values.dtype == np.bool_:
+        raise TypeError(f"platform must be a pair of integers (x, y), got {platform!r}")
+    x, y = int(values[0]), int(values[1])
+    if not (1 <= x <= size - 2 and 1 <= y <= size - 2):
+        raise ValueError(
+            f"platform {(x, y)} is outside the arena: x and y must be integers in [1, {size - 2}] (the border is wall)"
+        )
+    return x, y
+
+
+class WatermazeEnv(MiniGridEnv):
+    """
+    ## Description
+
+    The Watermaze of Laskin et al. (2022), a DeepMind Lab task, rebuilt on MiniGrid so it installs
+    from PyPI: an open square arena whose walls carry distinct colour patterns, and a hidden
+    platform the agent must find and then return to, episode after episode, from a fixed start.
+    The platform is never rendered, in observations or in `render()`: only the reward reveals it.
+    The task is the platform cell: 80 tasks in the default 11x11 arena (9x9 open cells, all but
+    the start).
+
+    How it differs from DMLab's: a 2-D grid with 4 headings instead of a continuous 3-D room;
+    the agent sees a 9x9-cell egocentric top-down patch (MiniGrid's partial view, rendered as
+    RGB) instead of a first-person perspective image; the platform is one cell; 3 actions
+    instead of 8; reaching the platform ends the episode.
+
+    ## Action Space
+
+    `Discrete(3)`: 0 turn left, 1 turn right, 2 move forward (MiniGrid's numbering). Moving into
+    a wall leaves the agent in place.
+
+    ## Observation Space
+
+    `Box(0, 255, (9 * tile, 9 * tile, 3), uint8)`: MiniGrid's egocentric view, the 9x9 cells
+    ahead of and beside the agent, rendered at ``tile`` pixels per cell (4: a 36x36 RGB image,
+    the smallest SB3's default CNN accepts). The agent is always at the bottom centre facing up.
+    Some wall is in view from almost every pose, so position and heading can be inferred from the
+    pixels (as in DMLab, from the patterned walls), if not always from one frame.
+
+    ## Rewards
+
+    1 on the step that moves the agent onto the platform, 0 otherwise.
+
+    ## Starting State
+
+    The centre of the arena, facing up (north), every episode.
+
+    ## Episode End
+
+    Terminated on reaching the platform; truncated after ``max_steps`` steps (50).
+
+    ## Tasks
+
+    ``gym.make("Watermaze-v0", platform=(x, y))`` or ``reset(options={"platform": (x, y)})``;
+    otherwise drawn from ``self.np_random`` on the first reset and on every seeded reset. Plain
+    ``reset()`` keeps it. ``ad_gym.tasks("Watermaze-v0", split)`` lists the fixed split.
+
+    ## Arguments
+
+    * ``platform``: the hidden cell, or ``None`` to draw it at reset.
+    * ``render_mode``: ``"rgb_array"`` (the whole arena from above, the agent's view lighter).
+    * ``size``: side of the arena including its walls (11); ``max_steps``: episode length (50).
+    * ``tile``: pixels per cell in observations (4).
+
+    ## Version History
+
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(
+        self,
+        platform: tuple[int, int] | None = None,
+        render_mode: str | None = None,
+        size: int = 11,
+        max_steps: int = 50,
+        tile: int = 4,
+    ):
+        if not isinstance(size, (int, np.integer)) or size < 5 or size % 2 == 0:
+            raise ValueError(f"size must be an odd integer >= 5 (the arena needs a centre), got {size!r}")
+        if not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
+            raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+        if not isinstance(tile, (int, np.integer)) or tile < 2:
+            raise ValueError(f"tile must be an integer >= 2 (pixels per cell), got {tile!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        super().__init__(
+            mission_space=MissionSpace(mission_func=lambda: "find the hidden platform"),
+            grid_size=int(size),
+            max_steps=int(max_steps),
+            see_through_walls=True,  # an open arena: nothing occludes, and the visibility pass is skipped
+            agent_view_size=VIEW,
+            render_mode=render_mode,
+        )
+        self.size, self.tile = int(size), int(tile)
+        self._views: dict[tuple[int, int, int], np.ndarray] = {}
+        self.start = (self.size // 2, self.size // 2)
+        self.action_space = spaces.Discrete(3)
+        side = VIEW * self.tile
+        self.observation_space = spaces.Box(0, 255, (side, side, 3), dtype=np.uint8)
+        self._task_fixed = platform is not None
+        self.platform = validate_platform(platform, self.size) if platform is not None else None
+        if self.platform == self.start:
+            raise ValueError(f"platform {self.platform} is the start cell; choose another interior cell")
+
+    @property
+    def task(self) -> dict[str, Any]:
+        return {"platform": self.platform}
+
+    def optimal_return(self) -> float:
+        return 1.0 if self.optimal_steps() <= self.max_steps else 0.0
+
+    def optimal_steps(self) -> int:
+        """Fewest steps from the start (facing up) onto the platform: moves plus the turns needed."""
+        if self.platform is None:
+            raise RuntimeError("the platform is not set yet: call reset() first")
+        dx, dy = self.platform[0] - self.start[0], self.platform[1] - self.start[1]
+        moves = abs(dx) + abs(dy)
+        if dx == 0:
+            turns = 0 if dy < 0 else 2
+        else:
+            turns = 1 if dy <= 0 else 2  # turn once to go sideways; from below: turn twice (or sideways, then down)
+        return moves + turns
+
+    def _gen_grid(self, width: int, height: int) -> None:
+        self.grid = Grid(width, height)
+        last = width - 1
+        for i in range(width):
+            stripe = i % 2 == 1
+            for (x, y), side in (((i, 0), "north"), ((i, last), "south"), ((0, i), "west"), ((last, i), "east")):
+                corner = i in (0, last)
+                self.grid.set(x, y, Wall("grey" if corner or not stripe else SIDE_COLOURS[side]))
+        self.agent_pos = self.start
+        self.agent_dir = UP
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        options = options or {}
+        unknown = set(options) - {"platform"}
+        if unknown:
+            raise ValueError(f"unknown reset options {sorted(unknown)}; WatermazeEnv accepts only 'platform'")
+        if options.get("platform") is not None:
+            platform = validate_platform(options["platform"], self.size)
+            if platform == self.start:
+                raise ValueError(f"platform {platform} is the start cell; choose another interior cell")
+            self.platform, self._task_fixed = platform, True
+        obs, info = super().reset(seed=seed)
+        if self.platform is None or (seed is not None and not self._task_fixed):
+            cells = [(x, y) for x in range(1, self.size - 1) for y in range(1, self.size - 1) if (x, y) != self.start]
+            self.platform = cells[int(self.np_random.integers(len(cells)))]
+        return obs, info
+
+    def step(self, action):
+        if self.platform is None:
+            raise RuntimeError("call reset() before step()")
+        if isinstance(action, (bool, np.bool_)) or not self.action_space.contains(action):
+            raise ValueError(f"action must be 0 (turn left), 1 (turn right) or 2 (forward), got {action!r}")
+        obs, _, _, truncated, info = super().step(int(action))
+        found = tuple(int(v) for v in self.agent_pos) == self.platform
+        return obs, float(found), found, truncated and not found, info
+
+    def gen_obs(self) -> np.ndarray:
+        # The egocentric patch as RGB pixels (MiniGrid's own observation is a symbolic dict). The
+        # arena never changes and the platform is invisible, so the image depends on the pose
+        # alone: render each pose once.
+        pose = (int(self.agent_pos[0]), int(self.agent_pos[1]), int(self.agent_dir))
+        if pose not in self._views:
+            self._views[pose] = self.get_pov_render(self.tile)
+        return self._views[pose].copy()
+
+    def render(self):
+        if self.render_mode == "rgb_array":
+            return self.get_full_render(highlight=True, tile_size=16)
+        return None
