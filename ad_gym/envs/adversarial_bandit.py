@@ -8,6 +8,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from ad_gym.envs.checks import check_int, check_render_mode
+
 CONDITIONS = ("odd", "even", "uniform")
 FAVOURED_SHARE = 0.95  # share of tasks whose best arm has the favoured parity
 
@@ -106,14 +108,11 @@ class AdversarialBanditEnv(gym.Env):
         n_arms: int = 10,
         max_steps: int = 100,
     ):
-        if not isinstance(n_arms, (int, np.integer)) or n_arms < 2:
-            raise ValueError(f"n_arms must be an integer >= 2, got {n_arms!r}")
-        if not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
-            raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+        check_int("n_arms", n_arms, 2)
+        check_int("max_steps", max_steps, 1)
         if condition not in CONDITIONS:
             raise ValueError(f"unknown condition {condition!r}; expected one of {list(CONDITIONS)}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        check_render_mode(render_mode, self.metadata)
         self.n_arms, self.max_steps, self.condition = int(n_arms), int(max_steps), condition
         self.render_mode = render_mode
         self.observation_space = spaces.MultiDiscrete([1])

@@ -8,6 +8,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from ad_gym.envs.checks import check_int, check_render_mode
+
 from ad_gym.envs.dark_room import ACTION_DELTAS, ACTION_NAMES, render_grid_rgb, render_grid_text, validate_cell
 
 
@@ -77,12 +79,9 @@ class DarkKeyToDoorEnv(gym.Env):
         size: int = 9,
         max_steps: int = 50,
     ):
-        if not isinstance(size, (int, np.integer)) or size < 2:
-            raise ValueError(f"size must be an integer >= 2, got {size!r}")
-        if not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
-            raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        check_int("size", size, 2)
+        check_int("max_steps", max_steps, 1)
+        check_render_mode(render_mode, self.metadata)
         if (key is None) != (door is None):
             raise ValueError(f"give both key and door, or neither to draw them at reset; got key={key!r}, door={door!r}")
         self.size = int(size)

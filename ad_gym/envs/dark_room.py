@@ -8,6 +8,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from ad_gym.envs.checks import check_int, check_render_mode
+
 # Action indices, in the paper's order.
 LEFT, RIGHT, UP, DOWN, NOOP = range(5)
 ACTION_NAMES = ("left", "right", "up", "down", "noop")
@@ -98,12 +100,9 @@ class DarkRoomEnv(gym.Env):
         size: int = 9,
         max_steps: int = 20,
     ):
-        if not isinstance(size, (int, np.integer)) or size < 2:
-            raise ValueError(f"size must be an integer >= 2, got {size!r}")
-        if not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
-            raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        check_int("size", size, 2)
+        check_int("max_steps", max_steps, 1)
+        check_render_mode(render_mode, self.metadata)
         self.size = int(size)
         self.max_steps = int(max_steps)
         self.render_mode = render_mode

@@ -11,6 +11,9 @@ from minigrid.core.mission import MissionSpace
 from minigrid.core.world_object import Wall
 from minigrid.minigrid_env import MiniGridEnv
 
+from ad_gym.envs.checks import check_int, check_render_mode
+from ad_gym.envs.dark_room import validate_cell
+
 # Each side of the arena has its own colour, striped with grey every other cell, and the corners
 # are grey: what the agent sees of the walls tells it where it is and which way it faces.
 SIDE_COLOURS = {"north": "red", "south": "green", "west": "yellow", "east": "blue"}
@@ -21,13 +24,7 @@ VIEW = 9  # cells per side of the egocentric view
 
 def validate_platform(platform: Any, size: int) -> tuple[int, int]:
     """An interior cell ``(x, y)`` of a ``size`` x ``size`` arena (walls on the border)."""
-    try:
-        values = np.asarray(platform)
-    except Exception as exc:  # pragma: no cover
-        raise TypeError(f"platform must be a pair of integers (x, y), got {platform!r}") from exc
-    if values.shape != (2,) or not np.issubdtype(values.dtype, np.integer) or values.dtype == np.bool_:
-        raise TypeError(f"platform must be a pair of integers (x, y), got {platform!r}")
-    x, y = int(values[0]), int(values[1])
+    x, y = validate_cell(platform, size, "platform")
     if not (1 <= x <= size - 2 and 1 <= y <= size - 2):
         raise ValueError(
             f"platform {(x, y)} is outside the arena: x and y must be integers in [1, {size - 2}] (the border is wall)"
@@ -104,14 +101,11 @@ class WatermazeEnv(MiniGridEnv):
         max_steps: int = 50,
         tile: int = 4,
     ):
-        if not isinstance(size, (int, np.integer)) or size < 5 or size % 2 == 0:
+        if check_int("size", size, 5, "an odd integer >= 5 (the arena needs a centre)") % 2 == 0:
             raise ValueError(f"size must be an odd integer >= 5 (the arena needs a centre), got {size!r}")
-        if not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
-            raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
-        if not isinstance(tile, (int, np.integer)) or tile < 2:
-            raise ValueError(f"tile must be an integer >= 2 (pixels per cell), got {tile!r}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        check_int("max_steps", max_steps, 1)
+        check_int("tile", tile, 2, "an integer >= 2 (pixels per cell)")
+        check_render_mode(render_mode, self.metadata)
         super().__init__(
             mission_space=MissionSpace(mission_func=lambda: "find the hidden platform"),
             grid_size=int(size),
