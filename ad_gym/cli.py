@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument(
         "--steps", type=int, default=defaults.total_steps, help=f"env steps per task, all streams together (default: {defaults.total_steps})"
     )
-    collect.add_argument("--algo", choices=sorted(ALGORITHMS), help="source algorithm (default: the family's, a2c or ucb for the bandit)")
+    collect.add_argument("--algo", choices=sorted(ALGORITHMS), help="source algorithm (default: the family's: a2c, ucb for the bandit, ppo for Watermaze); "
+        "oracle records expert demonstrations (for expert distillation)")
     collect.add_argument("--streams", type=int, default=defaults.n_streams, help=f"parallel envs per learner (default: {defaults.n_streams})")
     collect.add_argument(
         "--hp",

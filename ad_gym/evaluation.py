@@ -62,11 +62,20 @@ REPORT_EPISODES = (1, 5, 10, 20, 50, 100)
 
 
 def learner_episode_returns(history) -> np.ndarray:
-    """A source learner's own learning curve: the returns of all its streams' episodes in the
-    order it experienced them (streams step in lockstep, so round by round)."""
+    """A source learner's own learning curves, ``(learners, episodes)``.
+
+    An SB3 source is one learner fed by all its streams: one row, the returns of all its
+    streams' episodes in the order it experienced them (streams step in lockstep, so round by
+    round). UCB and the oracle run one independent agent per stream: one row per stream.
+    """
+    from ad_gym.sources.sb3 import AGENT_SOURCES
+
     per_stream = history.episode_returns()
     n = min(len(r) for r in per_stream)
-    return np.stack([r[:n] for r in per_stream], axis=1).reshape(-1)  # (episodes * streams,)
+    rows = np.stack([r[:n] for r in per_stream])  # (streams, episodes)
+    if history.metadata.get("source", {}).get("algo") in AGENT_SOURCES:
+        return rows
+    return rows.T.reshape(1, -1)  # (1, episodes * streams)
 
 
 def mean_ci(returns: np.ndarray, episode: int) -> tuple[float, float]:
@@ -86,25 +95,31 @@ def leaderboard_table(curves: dict[str, np.ndarray], episodes=REPORT_EPISODES) -
     return "\n".join(lines)
 
 
-def normalised_scores(curves: dict[str, np.ndarray], reference: str, floor: str = "random") -> dict[str, np.ndarray]:
-    """Per-episode (mean r - mean r_floor) / (mean r_reference - mean r_floor) of every method.
+def normalised_scores(
+    curves: dict[str, np.ndarray], reference: str, floor: str = "random", pooled: bool = False
+) -> dict[str, np.ndarray | float]:
+    """(mean r - mean r_floor) / (mean r_reference - mean r_floor) of every method.
 
     The paper's bandit score: 0 is random play, 1 is the reference (UCB) at the same episode.
+    Per episode, or with ``pooled`` one score over all episodes (a ratio of means, so episodes
+    where the reference is barely above random do not dominate it).
     """
     width = min(c.shape[1] for c in curves.values())
-    low, high = curves[floor][:, :width].mean(axis=0), curves[reference][:, :width].mean(axis=0)
-    return {name: (c[:, :width].mean(axis=0) - low) / (high - low) for name, c in curves.items()}
+    axis = None if pooled else 0
+    low, high = curves[floor][:, :width].mean(axis=axis), curves[reference][:, :width].mean(axis=axis)
+    return {name: (c[:, :width].mean(axis=axis) - low) / (high - low) for name, c in curves.items()}
 
 
 def normalised_table(curves: dict[str, np.ndarray], reference: str, floor: str = "random", episodes=REPORT_EPISODES) -> str:
     """Markdown: normalised score of each method at the listed episodes and over all of them."""
     scores = normalised_scores(curves, reference, floor)
+    pooled = normalised_scores(curves, reference, floor, pooled=True)
     width = len(next(iter(scores.values())))
     episodes = [e for e in episodes if e <= width]
-    lines = ["| method | " + " | ".join(f"ep {e}" for e in episodes) + f" | mean ep 1-{width} |",
+    lines = ["| method | " + " | ".join(f"ep {e}" for e in episodes) + f" | ep 1-{width} pooled |",
              "| --- |" + " --- |" * (len(episodes) + 1)]
     for name, score in scores.items():
-        lines.append(f"| {name} | " + " | ".join(f"{score[e - 1]:.2f}" for e in episodes) + f" | {score.mean():.2f} |")
+        lines.append(f"| {name} | " + " | ".join(f"{score[e - 1]:.2f}" for e in episodes) + f" | {pooled[name]:.2f} |")
     return "\n".join(lines)
 
 

@@ -35,6 +35,10 @@ class Preset:
     source: SourceConfig
     train: TrainConfig
     expert_episodes: int = 20  # ED trains on each stream's last N episodes (the near-expert end)
+    # Where ED's expert episodes come from. None: the source's own histories (their converged
+    # end). A SourceConfig (e.g. algo "oracle"): histories recorded with it on the train tasks,
+    # for sources that never converge to an expert within their budget (UCB keeps exploring).
+    expert_source: SourceConfig | None = None
     expert_updates: int | None = None  # ED's training length (default: AD's); its data is easy to fit
     eval_episodes: int = 100
     eval_seeds: tuple[int, ...] = (0, 1, 2, 3)
@@ -57,11 +61,15 @@ class Preset:
 _DARK_ROOM_SOURCE = SourceConfig(algo="a2c", n_streams=8, total_steps=16_000)
 _DARK_ROOM_TRAIN = TrainConfig(updates=2000)  # TrainConfig's defaults are this recipe
 
-# Adversarial Bandit: UCB, 4 independent streams per task, 8 episodes (800 pulls) each. UCB
-# learns within its first episodes, so AD keeps every episode of the first 5 and a 200-token
-# context holds two episodes; ED trains on each stream's last 3 episodes (UCB exploiting).
-_BANDIT_SOURCE = SourceConfig(algo="ucb", n_streams=4, total_steps=3200)
+# Adversarial Bandit: UCB, 4 independent streams per task, 10 episodes (1000 pulls) each; its
+# statistics carry over between episodes, so each stream is one learning history over 10
+# episodes. UCB learns fastest in its first episodes, so AD keeps every episode of the first 5
+# and a 200-token context holds two episodes. UCB never stops exploring, so its late episodes
+# are no expert: ED learns from the oracle's demonstrations (always the best arm), as the
+# paper's expert distillation does, which is why it cannot adapt to a new condition.
+_BANDIT_SOURCE = SourceConfig(algo="ucb", n_streams=4, total_steps=4000)
 _BANDIT_TRAIN = TrainConfig(every_k=1, max_episodes=5, updates=2000)
+_BANDIT_EXPERT = SourceConfig(algo="oracle", n_streams=1, total_steps=500)
 
 PRESETS: dict[str, dict[str, Preset]] = {
     "DarkRoom-v0": {
@@ -75,7 +83,8 @@ PRESETS: dict[str, dict[str, Preset]] = {
     },
     "AdversarialBandit-v0": {
         "default": Preset(
-            source=_BANDIT_SOURCE, train=_BANDIT_TRAIN, expert_episodes=3, expert_updates=500,
+            source=_BANDIT_SOURCE, train=_BANDIT_TRAIN, expert_source=_BANDIT_EXPERT, expert_episodes=5,
+            expert_updates=500,
             eval_episodes=10, eval_seeds=(0, 1), test_tasks=50, notes="2-core CPU, <= 45 minutes in all",
         ),
     },
@@ -123,14 +132,21 @@ def run_pipeline(
                 progress=progress,
             )
 
+        if preset.expert_source is not None:
+            collect(
+                env_id, out / "histories" / "expert", split="train", config=preset.expert_source, seed=seed,
+                max_tasks=preset.train_tasks, workers=workers, progress=progress,
+            )
+
     provenance = {"pipeline": {"env_id": env_id, "preset": preset_name, "seed": seed}}
     train_dir, test_dir = out / "histories" / "train", out / "histories" / "test"
+    expert_dir = out / "histories" / "expert" if preset.expert_source is not None else train_dir
     with meter.stage("train AD"):
         ad_config = dataclasses.replace(preset.train, seed=seed)
         ad_path = train(train_dir, out / "ad", ad_config, val_path=test_dir, progress=progress, provenance=provenance)
     with meter.stage("train ED"):
         ed_config = dataclasses.replace(preset.expert_config(), seed=seed)
-        ed_path = train(train_dir, out / "ed", ed_config, val_path=test_dir, progress=progress, provenance=provenance)
+        ed_path = train(expert_dir, out / "ed", ed_config, val_path=test_dir, progress=progress, provenance=provenance)
 
     with meter.stage("evaluate"):
         curves_by_split = {
@@ -161,8 +177,8 @@ def evaluate_methods(
         agent = ADAgent.load(path, env_id=env_id, seed=0)
         curves[name] = play_episodes(lambda rows: agent, env_id, eval_tasks, n, seeds, progress=progress)
     source = [learner_episode_returns(h) for h in load_histories(histories_dir, env_id=env_id)]
-    width = min(n, min(len(s) for s in source))
-    curves[source_label(preset.source.algo)] = np.stack([s[:width] for s in source])
+    width = min(n, min(s.shape[1] for s in source))
+    curves[source_label(preset.source.algo)] = np.concatenate([s[:, :width] for s in source])
     curves["random"] = play_episodes(lambda rows: RandomAgent.for_env(env_id, seed=0), env_id, eval_tasks, n, seeds)
     curves["oracle (task known)"] = play_episodes(lambda rows: oracle_for(env_id, rows), env_id, eval_tasks, n, seeds)
     return curves

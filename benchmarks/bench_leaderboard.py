@@ -28,6 +28,7 @@ from ad_gym.agents import ADAgent
 from ad_gym.envs.tasks import canonical_env_id, tasks
 from ad_gym.evaluation import REPORT_EPISODES, leaderboard_table, mean_ci, normalised_scores, play_episodes
 from ad_gym.pipeline import get_preset, run_pipeline
+from ad_gym.sources.sb3 import AGENT_SOURCES
 
 RESULTS = Path(__file__).parent / "results"
 NAMES = {"DarkRoom-v0": "darkroom", "DarkRoomHard-v0": "darkroomhard", "DarkKeyToDoor-v0": "keytodoor",
@@ -43,6 +44,14 @@ def block_means(returns: np.ndarray, first: int, last: int) -> tuple[float, floa
 
 def source_name(curves: dict[str, np.ndarray]) -> str:
     return next(name for name in curves if name.startswith("source"))
+
+
+def source_sentence(preset) -> str:
+    if preset.source.algo in AGENT_SOURCES:
+        return (f"Source: its own per-episode returns on the same tasks, one row per stream "
+                f"({preset.source.n_streams} independent {preset.source.algo.upper()} learners per task).")
+    return (f"Source: its own per-episode returns on the same tasks, all {preset.source.n_streams} streams' "
+            "episodes in the order the learner played them (one learner per task).")
 
 
 def improvement_lines(curves: dict[str, np.ndarray]) -> list[str]:
@@ -63,12 +72,20 @@ def improvement_lines(curves: dict[str, np.ndarray]) -> list[str]:
 
 
 def bandit_lines(curves_by_split: dict[str, dict[str, np.ndarray]]) -> list[str]:
+    """Normalised scores pooled over all episodes, and AD's and ED's first episode against the last half."""
     lines = []
     for split, curves in curves_by_split.items():
-        scores = normalised_scores(curves, source_name(curves))
+        pooled = normalised_scores(curves, source_name(curves), pooled=True)
+        width = min(c.shape[1] for c in curves.values())
+        late = width // 2 + 1
+        trend = []
+        for method in ("AD", "ED"):
+            (first, first_h), (last, last_h) = block_means(curves[method], 1, 1), block_means(curves[method], late, width)
+            separated = "separate" if last - last_h > first + first_h else "overlap"
+            trend.append(f"{method} episode 1: {first:.1f} ± {first_h:.1f}, episodes {late}-{width}: {last:.1f} ± {last_h:.1f} ({separated})")
         lines.append(
-            f"- {split}: normalised score, mean over all episodes: AD **{scores['AD'].mean():.2f}** "
-            f"(episode 1: {scores['AD'][0]:.2f}), ED {scores['ED'].mean():.2f}"
+            f"- {split}: normalised score over episodes 1-{width}: AD **{pooled['AD']:.2f}**, ED {pooled['ED']:.2f}. "
+            f"Returns: {'; '.join(trend)}"
         )
     return lines
 
@@ -112,8 +129,7 @@ def main() -> None:
         "",
         f"{n_tasks} held-out tasks x {len(preset.eval_seeds)} seeds = {n_rows} rows per method; "
         f"{preset.eval_episodes} consecutive episodes per row in one context, frozen weights, actions sampled. "
-        "Mean return ± half-width of the 95% interval. Source: its own per-episode returns on the same tasks, "
-        f"all {preset.source.n_streams} streams' episodes in the order the learner played them.",
+        f"Mean return ± half-width of the 95% interval. {source_sentence(preset)}",
         "",
         result.table,
         "",

@@ -226,7 +226,8 @@ def test_out_that_is_a_file_or_unknown_env_is_refused(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, message",
     [({"algo": "sac"}, "unknown algo"), ({"n_streams": 0}, "n_streams"), ({"total_steps": 2, "n_streams": 4}, "total_steps"),
-     ({"hyperparams": {"lr": 1}}, "not A2C arguments"), ({"hyperparams": {"seed": 1}}, "may not set")],
+     ({"hyperparams": {"lr": 1}}, "not A2C arguments"), ({"hyperparams": {"seed": 1}}, "may not set"),
+     ({"algo": "oracle", "hyperparams": {"c": 1}}, "oracle takes no hyperparameters")],
 )
 def test_bad_source_config_is_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -278,3 +279,20 @@ def test_the_source_learns():
     history = learn_task("DarkRoom-v0", ad_gym.tasks("DarkRoom-v0", "train")[0], SourceConfig(total_steps=16_000), seed=0)
     returns = np.stack(history.episode_returns())
     assert returns[:, -10:].mean() > returns[:, :10].mean() + 5
+
+
+@pytest.mark.parametrize("env_id", ["DarkRoom-v0", "DarkKeyToDoor-v0", "Watermaze-v0", "AdversarialBandit-v0"])
+def test_oracle_source_records_expert_demonstrations(env_id):
+    # Expert data for ED, in the same format as a learner's: optimal from the first episode on.
+    task = ad_gym.tasks(env_id, "train")[1]
+    history = learn_task(env_id, task, SourceConfig(algo="oracle", n_streams=2, total_steps=400), seed=0)
+    assert history.metadata["source"]["algo"] == "oracle" and history.n_streams == 2
+    returns = np.stack([r[:3] for r in history.episode_returns()])
+    env = gym.make(env_id, **task)
+    if env_id == "AdversarialBandit-v0":  # random rewards: the best arm, every pull
+        assert (history.actions == np.argmax(task["means"])).all()
+    elif env_id == "DarkKeyToDoor-v0":  # random starts: key and door every episode
+        assert (returns == 2).all()
+    else:
+        env.reset(seed=0)
+        assert (returns == env.unwrapped.optimal_return()).all()

@@ -21,6 +21,11 @@ TINY_PRESET = Preset(
 def test_tiny_pipeline_end_to_end(env_id, tmp_path):
     algo = family(env_id).default_source
     preset = dataclasses.replace(TINY_PRESET, source=dataclasses.replace(TINY_PRESET.source, algo=algo))
+    if algo == "ucb":  # independent UCB learners: each stream must play the 12 evaluated episodes itself
+        preset = dataclasses.replace(
+            preset, source=dataclasses.replace(preset.source, total_steps=2400),
+            expert_source=SourceConfig(algo="oracle", n_streams=1, total_steps=500),
+        )
     result = run_pipeline(env_id, preset, tmp_path, workers=1, progress=False)
     assert set(result.curves) == {"AD", "ED", f"source ({algo.upper()}, from scratch)", "random", "oracle (task known)"}
     assert set(result.curves_by_split) == set(family(env_id).eval_splits)
@@ -34,6 +39,10 @@ def test_tiny_pipeline_end_to_end(env_id, tmp_path):
     assert "| AD |" in result.table and "ep 10" in result.table
     saved = np.load(tmp_path / "returns.npz")
     np.testing.assert_array_equal(saved["AD"], result.curves["AD"])
+    source = result.curves[f"source ({algo.upper()}, from scratch)"]
+    # One row per learner: SB3 streams share one learner per task, UCB streams are learners of their own.
+    assert source.shape == ((2 * 2, 12) if algo == "ucb" else (2, 12))
+    assert (tmp_path / "histories" / "expert").is_dir() == (preset.expert_source is not None)
 
 
 def test_rerun_resumes_without_redoing_anything(tmp_path):

@@ -1,7 +1,8 @@
 """Source learners: train one agent on one task and record its whole learning history.
 
-Stable-Baselines3 algorithms (A2C, PPO, DQN) for the grid and pixel families, and UCB, the
-paper's source for the Adversarial Bandit, all recorded into the same history format.
+Stable-Baselines3 algorithms (A2C, PPO, DQN) for the grid and pixel families, UCB, the paper's
+source for the Adversarial Bandit, and the goal-aware oracle (expert demonstrations, for expert
+distillation), all recorded into the same history format.
 """
 
 from __future__ import annotations
@@ -21,14 +22,17 @@ from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from ad_gym.agents.baselines import UCBAgent
+from ad_gym.agents.baselines import UCBAgent, oracle_for
 from ad_gym.data.histories import History
 from ad_gym.envs.tasks import canonical_env_id, family
 from ad_gym.sources.recorder import HistoryBuffer, HistoryRecorder
 from ad_gym.version import __version__
 
 SB3_ALGORITHMS = {"a2c": A2C, "ppo": PPO, "dqn": DQN}
-ALGORITHMS = {**SB3_ALGORITHMS, "ucb": UCBAgent}
+# Sources that are not SB3 learners: agents with predict/observe, run by `_run_agent`. The oracle
+# knows the task and does not learn: its "history" is expert demonstrations.
+AGENT_SOURCES = {"ucb": UCBAgent, "oracle": oracle_for}
+ALGORITHMS = {**SB3_ALGORITHMS, **AGENT_SOURCES}
 
 # Our defaults on top of SB3's own (SB3's defaults apply to everything not listed).
 # A2C: SB3 defaults (RMSprop, lr 7e-4, n_steps 5, gamma 0.99, 64x64 MLP) plus the paper's entropy
@@ -40,6 +44,7 @@ DEFAULT_HYPERPARAMS: dict[str, dict[str, Any]] = {
     "ppo": {"n_steps": 32, "batch_size": 64, "n_epochs": 4, "learning_rate": 1e-3, "ent_coef": 0.01},
     "dqn": {"learning_starts": 1000, "exploration_fraction": 0.3, "target_update_interval": 500},
     "ucb": {"c": 1.0},  # UCB1's exploration bonus c * sqrt(2 ln t / n)
+    "oracle": {},
 }
 
 
@@ -69,6 +74,10 @@ class SourceConfig:
             raise ValueError(f"total_steps must be an integer >= n_streams ({self.n_streams}), got {self.total_steps!r}")
         if not isinstance(self.hyperparams, dict):
             raise TypeError(f"hyperparams must be a dict of {self.algo.upper()} keyword arguments, got {self.hyperparams!r}")
+        if self.algo == "oracle":
+            if self.hyperparams:
+                raise ValueError(f"the oracle takes no hyperparameters, got {sorted(self.hyperparams)}")
+            return
         algo_class = ALGORITHMS[self.algo]
         reserved = {"env", "seed", "device", "verbose", "policy", "action_space"} & set(self.hyperparams)
         if reserved:
@@ -155,6 +164,9 @@ def validate_source(env_id: str, config: SourceConfig) -> None:
             raise ValueError(f"UCB ignores observations: it is a source for bandits (AdversarialBandit-v0), not {env_id}")
         UCBAgent(gym.make(env_id).action_space, **config.algo_kwargs())
         return
+    if config.algo == "oracle":
+        oracle_for(env_id, family(env_id).all_tasks[:1])  # raises for a family without one
+        return
     try:
         _, vec_env = _make_learner(env_id, family(env_id).all_tasks[0], config, seed=0)
     except Exception as exc:  # SB3 raises assertions and type errors from deep inside
@@ -172,7 +184,9 @@ def learn_task(env_id: str, task: dict[str, Any], config: SourceConfig, seed: in
     learner_seed = task_seed(seed, task_index)
     start = time.perf_counter()
     if config.algo == "ucb":
-        arrays = _run_ucb(env_id, task, config, learner_seed)
+        arrays = _run_agent(env_id, task, UCBAgent(gym.make(env_id).action_space, **config.algo_kwargs()), config, learner_seed)
+    elif config.algo == "oracle":
+        arrays = _run_agent(env_id, task, oracle_for(env_id, [task] * config.n_streams), config, learner_seed)
     else:
         arrays = _run_sb3(env_id, task, config, learner_seed)
     seconds = time.perf_counter() - start
@@ -197,12 +211,12 @@ def _run_sb3(env_id: str, task: dict[str, Any], config: SourceConfig, seed: int)
     return recorder.arrays()
 
 
-def _run_ucb(env_id: str, task: dict[str, Any], config: SourceConfig, seed: int) -> dict[str, np.ndarray]:
-    """UCB, one independent learner per stream, each on its own env (its own reward draws)."""
+def _run_agent(env_id: str, task: dict[str, Any], agent, config: SourceConfig, seed: int) -> dict[str, np.ndarray]:
+    """A predict/observe agent (UCB, the oracle) acting for every stream, each stream on its own
+    plain env (its own reward draws and start cells); the agent keeps one state per stream."""
     envs = [gym.make(env_id, **task) for _ in range(config.n_streams)]
     seeds = np.random.SeedSequence(seed).generate_state(config.n_streams)
     obs = np.stack([env.reset(seed=int(s))[0] for env, s in zip(envs, seeds)])
-    agent = UCBAgent(envs[0].action_space, **config.algo_kwargs())
     buffer = HistoryBuffer()
     for _ in range(config.total_steps // config.n_streams):
         actions, _ = agent.predict(obs)
