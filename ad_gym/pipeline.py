@@ -34,7 +34,7 @@ class Preset:
 
     source: SourceConfig
     train: TrainConfig
-    expert_episodes: int = 20  # ED trains on each stream's last N episodes (the near-expert end)
+    expert_episodes: int | None = 20  # ED trains on each stream's last N episodes (None: all of them)
     # Where ED's expert episodes come from. None: the source's own histories (their converged
     # end). A SourceConfig (e.g. algo "oracle"): histories recorded with it on the train tasks,
     # for sources that never converge to an expert within their budget (UCB keeps exploring).
@@ -71,6 +71,24 @@ _BANDIT_SOURCE = SourceConfig(algo="ucb", n_streams=4, total_steps=4000)
 _BANDIT_TRAIN = TrainConfig(every_k=1, max_episodes=5, updates=2000)
 _BANDIT_EXPERT = SourceConfig(algo="oracle", n_streams=1, total_steps=500)
 
+# Dark Key-to-Door: A2C on the has-key wrapper, 32 streams sharing one learner, 1000 steps
+# (at least 20 episodes) per stream; with 32 streams the learner finds the key within ~5
+# episodes per stream and the door within ~15. AD keeps every episode of the first 20; ED the
+# last 20 (return ~1.9 of 2; the last 5 alone are shorter than one 300-token training
+# sequence). Measured: 200 or 1000 train tasks give the same AD curve at this training length,
+# so 600 keep collection short.
+_KEY_TO_DOOR_SOURCE = SourceConfig(algo="a2c", n_streams=32, total_steps=32_000)
+_KEY_TO_DOOR_TRAIN = TrainConfig(every_k=1, max_episodes=20, updates=3000)
+
+# Watermaze: PPO with the SmallCNN on pixels, 8 streams sharing one learner, 2000 steps (at
+# least 40 episodes) per stream; the learner finds most platforms within ~10-20 episodes per
+# stream, and on some it later collapses, so ED learns from the oracle's optimal paths instead
+# of the source's last episodes. AD keeps every episode of the first 30.
+_WATERMAZE_SOURCE = SourceConfig(algo="ppo", n_streams=8, total_steps=16_000)
+_WATERMAZE_TRAIN = TrainConfig(every_k=1, max_episodes=30, updates=2000)
+# 600 steps: even the platform one step ahead gives a stream longer than a training sequence.
+_WATERMAZE_EXPERT = SourceConfig(algo="oracle", n_streams=1, total_steps=600)
+
 PRESETS: dict[str, dict[str, Preset]] = {
     "DarkRoom-v0": {
         "default": Preset(source=_DARK_ROOM_SOURCE, train=_DARK_ROOM_TRAIN, notes="2-core CPU, <= 30 minutes in all"),
@@ -81,11 +99,30 @@ PRESETS: dict[str, dict[str, Preset]] = {
             notes="2-core CPU, <= 90 minutes in all",
         ),
     },
+    "DarkKeyToDoor-v0": {
+        "default": Preset(
+            source=_KEY_TO_DOOR_SOURCE, train=_KEY_TO_DOOR_TRAIN, expert_episodes=20, expert_updates=1000,
+            eval_seeds=(0, 1), train_tasks=600, test_tasks=40, notes="2-core CPU, <= 45 minutes in all",
+        ),
+    },
+    "Watermaze-v0": {
+        "default": Preset(
+            source=_WATERMAZE_SOURCE, train=_WATERMAZE_TRAIN, expert_source=_WATERMAZE_EXPERT, expert_episodes=None,
+            expert_updates=500, eval_episodes=50, notes="2-core CPU, <= 45 minutes in all",
+        ),
+    },
     "AdversarialBandit-v0": {
         "default": Preset(
             source=_BANDIT_SOURCE, train=_BANDIT_TRAIN, expert_source=_BANDIT_EXPERT, expert_episodes=5,
             expert_updates=500,
             eval_episodes=10, eval_seeds=(0, 1), test_tasks=50, notes="2-core CPU, <= 45 minutes in all",
+        ),
+        # All 10 episodes of UCB's histories (AD also learns how UCB exploits later), twice the
+        # updates, every task of every condition with 4 seeds.
+        "full": Preset(
+            source=_BANDIT_SOURCE, train=dataclasses.replace(_BANDIT_TRAIN, max_episodes=10, updates=4000),
+            expert_source=_BANDIT_EXPERT, expert_episodes=5, expert_updates=500, eval_episodes=10,
+            notes="2-core CPU, <= 90 minutes in all",
         ),
     },
 }
