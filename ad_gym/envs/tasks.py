@@ -210,6 +210,7 @@ add_family(
 
 
 def platform_cells(size: int) -> tuple[dict[str, Any], ...]:
+    """Every Watermaze task of a ``size`` arena: each interior cell but the start at the centre."""
     centre = (size // 2, size // 2)
     return tuple(
         {"platform": (x, y)} for x in range(1, size - 1) for y in range(1, size - 1) if (x, y) != centre

@@ -13,6 +13,7 @@ from minigrid.minigrid_env import MiniGridEnv
 
 from ad_gym.envs.checks import check_int, check_render_mode
 from ad_gym.envs.dark_room import validate_cell
+from ad_gym.envs.tasks import platform_cells
 
 # Each side of the arena has its own colour, striped with grey every other cell, and the corners
 # are grey: what the agent sees of the walls tells it where it is and which way it faces.
@@ -23,12 +24,15 @@ VIEW = 9  # cells per side of the egocentric view
 
 
 def validate_platform(platform: Any, size: int) -> tuple[int, int]:
-    """An interior cell ``(x, y)`` of a ``size`` x ``size`` arena (walls on the border)."""
+    """An interior cell ``(x, y)`` of a ``size`` x ``size`` arena (walls on the border), not the
+    start cell at its centre."""
     x, y = validate_cell(platform, size, "platform")
     if not (1 <= x <= size - 2 and 1 <= y <= size - 2):
         raise ValueError(
             f"platform {(x, y)} is outside the arena: x and y must be integers in [1, {size - 2}] (the border is wall)"
         )
+    if (x, y) == (size // 2, size // 2):
+        raise ValueError(f"platform {(x, y)} is the start cell; choose another interior cell")
     return x, y
 
 
@@ -122,8 +126,6 @@ class WatermazeEnv(MiniGridEnv):
         self.observation_space = spaces.Box(0, 255, (side, side, 3), dtype=np.uint8)
         self._task_fixed = platform is not None
         self.platform = validate_platform(platform, self.size) if platform is not None else None
-        if self.platform == self.start:
-            raise ValueError(f"platform {self.platform} is the start cell; choose another interior cell")
 
     @property
     def task(self) -> dict[str, Any]:
@@ -161,14 +163,11 @@ class WatermazeEnv(MiniGridEnv):
         if unknown:
             raise ValueError(f"unknown reset options {sorted(unknown)}; WatermazeEnv accepts only 'platform'")
         if options.get("platform") is not None:
-            platform = validate_platform(options["platform"], self.size)
-            if platform == self.start:
-                raise ValueError(f"platform {platform} is the start cell; choose another interior cell")
-            self.platform, self._task_fixed = platform, True
+            self.platform, self._task_fixed = validate_platform(options["platform"], self.size), True
         obs, info = super().reset(seed=seed)
         if self.platform is None or (seed is not None and not self._task_fixed):
-            cells = [(x, y) for x in range(1, self.size - 1) for y in range(1, self.size - 1) if (x, y) != self.start]
-            self.platform = cells[int(self.np_random.integers(len(cells)))]
+            cells = platform_cells(self.size)
+            self.platform = cells[int(self.np_random.integers(len(cells)))]["platform"]
         return obs, info
 
     def step(self, action):
