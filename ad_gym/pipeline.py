@@ -25,7 +25,7 @@ from ad_gym.evaluation import leaderboard_table, learner_episode_returns, normal
 from ad_gym.sources.collect import collect
 from ad_gym.sources.sb3 import SourceConfig
 from ad_gym.stages import StageMeter
-from ad_gym.training import TrainConfig, train
+from ad_gym.training import TrainConfig, check_training_data, train
 
 
 @dataclass
@@ -178,11 +178,13 @@ def run_pipeline(
     provenance = {"pipeline": {"env_id": env_id, "preset": preset_name, "seed": seed}}
     train_dir, test_dir = out / "histories" / "train", out / "histories" / "test"
     expert_dir = out / "histories" / "expert" if preset.expert_source is not None else train_dir
+    ad_config = dataclasses.replace(preset.train, seed=seed)
+    ed_config = dataclasses.replace(preset.expert_config(), seed=seed)
+    check_pipeline_data({("AD", "training"): (train_dir, ad_config), ("AD", "validation"): (test_dir, ad_config),
+                         ("ED", "training"): (expert_dir, ed_config), ("ED", "validation"): (test_dir, ed_config)})
     with meter.stage("train AD"):
-        ad_config = dataclasses.replace(preset.train, seed=seed)
         ad_path = train(train_dir, out / "ad", ad_config, val_path=test_dir, progress=progress, provenance=provenance)
     with meter.stage("train ED"):
-        ed_config = dataclasses.replace(preset.expert_config(), seed=seed)
         ed_path = train(expert_dir, out / "ed", ed_config, val_path=test_dir, progress=progress, provenance=provenance)
 
     with meter.stage("evaluate"):
@@ -197,6 +199,15 @@ def run_pipeline(
         curves=curves_by_split["test"], table=table, seconds=seconds, out=out, curves_by_split=curves_by_split,
         peak_gib=meter.peak_gib,
     )
+
+
+def check_pipeline_data(data: dict[tuple[str, str], tuple[Path, TrainConfig]]) -> None:
+    """Fail before any training when a model's data slice yields no training sequence."""
+    for (model, role), (path, config) in data.items():
+        try:
+            check_training_data(path, config)
+        except ValueError as error:
+            raise ValueError(f"{model} {role} data in {path}: {error}") from error
 
 
 def source_label(algo: str) -> str:

@@ -131,6 +131,22 @@ def _histories(source: str | os.PathLike | list[History]) -> list[History]:
     return list(source) if isinstance(source, (list, tuple)) else load_histories(source)
 
 
+def sequence_sampler(histories: list[History], config: TrainConfig, n_actions: int, generator: torch.Generator) -> SequenceSampler:
+    """The training segments that ``config`` selects from ``histories``; a ValueError if there are none."""
+    sequences = build_sequences(histories, n_actions, config.every_k, config.max_episodes, config.expert_episodes)
+    return SequenceSampler(sequences, config.seq_len, generator)
+
+
+def check_training_data(path: str | os.PathLike | list[History], config: TrainConfig) -> None:
+    """Raise now the ValueError that `train` would raise on data that yields no training sequence.
+
+    A pipeline calls it right after collection, so that a too-short data slice (say, ED's last
+    episodes) fails before the long stages, not after them.
+    """
+    histories = _histories(path)
+    sequence_sampler(histories, config, env_shapes(histories[0].env_id)["n_actions"], torch.Generator())
+
+
 def train(
     train_path: str | os.PathLike | list[History],
     out: str | os.PathLike,
@@ -155,8 +171,7 @@ def train(
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
 
-    sequences = build_sequences(train_histories, model_config.n_actions, config.every_k, config.max_episodes, config.expert_episodes)
-    sampler = SequenceSampler(sequences, config.seq_len, generator)
+    sampler = sequence_sampler(train_histories, config, model_config.n_actions, generator)
     val_sampler = None
     if val_path is not None:
         val_histories = _histories(val_path)
@@ -164,8 +179,7 @@ def train(
         overlap = val_tasks & {str(h.task) for h in train_histories}
         if overlap:
             raise ValueError(f"validation tasks also appear in the training histories: {sorted(overlap)[:3]}")
-        val_sequences = build_sequences(val_histories, model_config.n_actions, config.every_k, config.max_episodes, config.expert_episodes)
-        val_sampler = SequenceSampler(val_sequences, config.seq_len, torch.Generator().manual_seed(config.seed + 1))
+        val_sampler = sequence_sampler(val_histories, config, model_config.n_actions, torch.Generator().manual_seed(config.seed + 1))
 
     model = ADTransformer(model_config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))

@@ -59,3 +59,12 @@ def test_unknown_preset_is_a_clear_error(capsys):
         main(["run", "DarkRoom-v0", "--preset", "nope"])
     assert exit_info.value.code == 2
     assert "no preset 'nope'" in capsys.readouterr().err
+
+
+def test_too_short_expert_slice_fails_before_any_training(tmp_path):
+    # 2 Dark Room episodes are 40 tokens, shorter than one 60-token training sequence.
+    preset = dataclasses.replace(TINY_PRESET, expert_episodes=2)
+    with pytest.raises(ValueError, match="ED training data .* shorter than the training sequence"):
+        run_pipeline("DarkRoom-v0", preset, tmp_path, workers=1, progress=False)
+    assert (tmp_path / "histories" / "train").is_dir()  # collection ran...
+    assert not (tmp_path / "ad").exists()  # ...and AD training never started
