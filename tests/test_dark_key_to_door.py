@@ -11,6 +11,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import ad_gym
 from ad_gym.agents import oracle_for
 from ad_gym.envs import KeyFlagObservation
+from ad_gym.evaluation import play_episodes
 from tests.rules import MOVES
 
 ENV_IDS = ["DarkKeyToDoor-v0", "ad_gym/DarkKeyToDoor-v0"]
@@ -30,28 +31,46 @@ def test_spaces(env_id):
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
-def test_long_random_rollout_follows_the_rules(env_id):
+@pytest.mark.parametrize("terminate_on_door", [True, False])
+def test_long_random_rollout_follows_the_rules(env_id, terminate_on_door):
     rng = np.random.default_rng(0)
+    opened_in_all = 0
     for task in ad_gym.tasks(env_id, "train")[:5] + [{"key": (4, 4), "door": (4, 4)}]:
-        env = gym.make(env_id, **task)
+        env = gym.make(env_id, **task, terminate_on_door=terminate_on_door)
         obs, _ = env.reset(seed=int(rng.integers(1000)))
-        cell, has_key, t, episodes = tuple(obs), False, 0, 0
+        cell, has_key, is_open, t, episodes = tuple(obs), False, False, 0, 0
         for _ in range(3000):
             action = int(rng.integers(5))
             obs, reward, terminated, truncated, _ = env.step(action)
             cell, t = move(cell, action), t + 1
             expected = 0.0
-            opened = False
-            if has_key and cell == task["door"]:
-                expected, opened = 1.0, True
+            if has_key and not is_open and cell == task["door"]:
+                expected, is_open = 1.0, True
+                opened_in_all += 1
             elif not has_key and cell == task["key"]:
                 expected, has_key = 1.0, True
+            ends_here = is_open and terminate_on_door
             assert tuple(obs) == cell and reward == expected
-            assert terminated == opened and truncated == (t == HORIZON and not opened)
+            assert terminated == ends_here and truncated == (t == HORIZON and not ends_here)
             if terminated or truncated:
                 obs, _ = env.reset()
-                cell, has_key, t, episodes = tuple(obs), False, 0, episodes + 1
+                cell, has_key, is_open, t, episodes = tuple(obs), False, False, 0, episodes + 1
         assert episodes >= 3000 // HORIZON
+    assert opened_in_all > 0  # the door rule was exercised
+
+
+def test_without_termination_the_agent_stands_on_the_open_door_for_nothing():
+    env = gym.make("DarkKeyToDoor-v0", key=(3, 3), door=(5, 3), terminate_on_door=False)
+    env.reset(seed=0)
+    env.unwrapped.agent = (2, 3)
+    assert env.step(1)[1:4] == (1.0, False, False)  # the key
+    assert env.step(1)[1:4] == (0.0, False, False)
+    obs, reward, terminated, truncated, _ = env.step(1)
+    assert tuple(obs) == (5, 3) and (reward, terminated, truncated) == (1.0, False, False)  # the door opens
+    for _ in range(3):
+        assert env.step(4)[1:4] == (0.0, False, False)  # standing on the open door pays nothing more
+    with pytest.raises(TypeError, match="terminate_on_door must be a bool"):
+        gym.make("DarkKeyToDoor-v0", terminate_on_door="no")
 
 
 def test_starting_on_the_key_does_not_pick_it_up():
@@ -154,7 +173,7 @@ def test_key_flag_wrapper_adds_the_flag_and_histories_strip_it():
 
 def test_oracle_earns_two_on_every_episode():
     tasks = ad_gym.tasks("DarkKeyToDoor-v0", "test")[:10]
-    returns = ad_gym.evaluation.play_episodes(lambda rows: oracle_for("DarkKeyToDoor-v0", rows), "DarkKeyToDoor-v0", tasks, 5)
+    returns = play_episodes(lambda rows: oracle_for("DarkKeyToDoor-v0", rows), "DarkKeyToDoor-v0", tasks, 5)
     assert (returns == 2.0).all()
     env = gym.make("DarkKeyToDoor-v0", **tasks[0])
     env.reset(seed=0)

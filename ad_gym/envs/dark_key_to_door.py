@@ -48,7 +48,11 @@ class DarkKeyToDoorEnv(gym.Env):
 
     ## Episode End
 
-    Terminated when the door opens; truncated after ``max_steps`` steps (50).
+    Terminated when the door opens; truncated after ``max_steps`` steps (50). With
+    ``terminate_on_door=False`` every episode runs all ``max_steps`` steps instead: after the door
+    opens the agent walks on and earns nothing more. That is the reading of the paper in which
+    its 200-step context is exactly 4 episodes; it also puts the door cell into the observations
+    (the agent stands on it), where a terminating episode ends before the door is ever observed.
 
     ## Tasks
 
@@ -63,6 +67,7 @@ class DarkKeyToDoorEnv(gym.Env):
     * ``render_mode``: ``"ansi"`` (a text grid) or ``"rgb_array"``.
     * ``size``: side of the square grid (9).
     * ``max_steps``: episode length (50).
+    * ``terminate_on_door``: end the episode when the door opens (default) or run on to ``max_steps``.
 
     ## Version History
 
@@ -78,6 +83,7 @@ class DarkKeyToDoorEnv(gym.Env):
         render_mode: str | None = None,
         size: int = 9,
         max_steps: int = 50,
+        terminate_on_door: bool = True,
     ):
         check_int("size", size, 2)
         check_int("max_steps", max_steps, 1)
@@ -86,6 +92,9 @@ class DarkKeyToDoorEnv(gym.Env):
             raise ValueError(f"give both key and door, or neither to draw them at reset; got key={key!r}, door={door!r}")
         self.size = int(size)
         self.max_steps = int(max_steps)
+        if not isinstance(terminate_on_door, (bool, np.bool_)):
+            raise TypeError(f"terminate_on_door must be a bool, got {terminate_on_door!r}")
+        self.terminate_on_door = bool(terminate_on_door)
         self.render_mode = render_mode
         self.observation_space = spaces.MultiDiscrete([self.size, self.size])
         self.action_space = spaces.Discrete(len(ACTION_NAMES))
@@ -139,7 +148,7 @@ class DarkKeyToDoorEnv(gym.Env):
     def step(self, action) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
         if self.key is None:
             raise RuntimeError("call reset() before step()")
-        if self.door_open:
+        if self.door_open and self.terminate_on_door:
             raise RuntimeError("the episode is over (the door is open): call reset()")
         if isinstance(action, (bool, np.bool_)) or not self.action_space.contains(action):
             raise ValueError(f"action must be an integer in [0, {self.action_space.n - 1}], got {action!r}")
@@ -150,12 +159,13 @@ class DarkKeyToDoorEnv(gym.Env):
         self.steps += 1
 
         reward = 0.0
-        if self.has_key and self.agent == self.door:
+        if self.has_key and not self.door_open and self.agent == self.door:
             self.door_open, reward = True, 1.0
         elif not self.has_key and self.agent == self.key:
             self.has_key, reward = True, 1.0
-        truncated = self.steps >= self.max_steps and not self.door_open
-        return self._observation(), reward, self.door_open, truncated, {}
+        terminated = self.door_open and self.terminate_on_door
+        truncated = self.steps >= self.max_steps and not terminated
+        return self._observation(), reward, terminated, truncated, {}
 
     def _observation(self) -> np.ndarray:
         return np.array(self.agent, dtype=np.int64)
