@@ -31,7 +31,7 @@ from ad_gym.pipeline import get_preset, run_pipeline
 from ad_gym.sources.sb3 import AGENT_SOURCES
 
 RESULTS = Path(__file__).parent / "results"
-NAMES = {"DarkRoom-v0": "darkroom", "DarkRoomHard-v0": "darkroomhard", "DarkKeyToDoor-v0": "keytodoor",
+NAMES = {"DarkRoom-v0": "darkroom", "DarkRoomHard-v0": "darkroomhard", "DarkKeyToDoor-v0": "keytodoor", "DarkKeyToDoor-v1": "keytodoor_v1",
          "AdversarialBandit-v0": "bandit", "Watermaze-v0": "watermaze"}
 SHIPPED = {"DarkRoom-v0": "darkroom"}
 

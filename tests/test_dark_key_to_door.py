@@ -14,7 +14,7 @@ from ad_gym.envs import KeyFlagObservation
 from ad_gym.evaluation import play_episodes
 from tests.rules import MOVES
 
-ENV_IDS = ["DarkKeyToDoor-v0", "ad_gym/DarkKeyToDoor-v0"]
+ENV_IDS = ["DarkKeyToDoor-v0", "ad_gym/DarkKeyToDoor-v0", "DarkKeyToDoor-v1"]
 SIZE, HORIZON = 9, 50
 
 
@@ -132,12 +132,22 @@ def test_same_seed_gives_identical_rollouts():
     assert rollout(4) == rollout(4) and rollout(4) != rollout(5)
 
 
-def test_checkers_pass_without_warnings():
+@pytest.mark.parametrize("env_id", ["DarkKeyToDoor-v1", "DarkKeyToDoor-v0"])
+def test_checkers_pass_without_warnings(env_id):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        check_env(gym.make("DarkKeyToDoor-v0").unwrapped)
-        sb3_check_env(gym.make("DarkKeyToDoor-v0").unwrapped, warn=True)
-        sb3_check_env(KeyFlagObservation(gym.make("DarkKeyToDoor-v0")), warn=True)  # what source learners see
+        # Gymnasium's one warning for v0 is that v1 exists; nothing else may warn.
+        warnings.filterwarnings("ignore", message=".*DarkKeyToDoor-v0 is out of date", category=DeprecationWarning)
+        check_env(gym.make(env_id).unwrapped)
+        sb3_check_env(gym.make(env_id).unwrapped, warn=True)
+        sb3_check_env(KeyFlagObservation(gym.make(env_id)), warn=True)  # what source learners see
+
+
+def test_v1_is_v0_without_termination_on_the_same_tasks():
+    v0, v1 = gym.make("DarkKeyToDoor-v0").unwrapped, gym.make("DarkKeyToDoor-v1").unwrapped
+    assert v0.terminate_on_door and not v1.terminate_on_door
+    for split in ("train", "test"):
+        assert ad_gym.tasks("DarkKeyToDoor-v1", split) == ad_gym.tasks("DarkKeyToDoor-v0", split)
 
 
 def test_render():

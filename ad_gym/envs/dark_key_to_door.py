@@ -71,7 +71,8 @@ class DarkKeyToDoorEnv(gym.Env):
 
     ## Version History
 
-    * v0: initial version.
+    * v1: ``terminate_on_door=False`` (the paper's fixed 50-step episodes); same tasks and split.
+    * v0: initial version: the episode ends when the door opens.
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
