@@ -82,10 +82,10 @@ _KEY_TO_DOOR_TRAIN = TrainConfig(every_k=1, max_episodes=20, updates=3000)
 
 # Dark Key-to-Door v1 (episodes never end at the door, so the door cell is observed and a
 # 200-token context is exactly 4 episodes, as in the paper): the same A2C learner run for 2000
-# steps (40 episodes) per stream, all 40 episodes kept (the converged ones teach the model to
-# walk back to a door it has seen), and long training: measured on 300 train tasks, AD at
-# episode 100 went from 1.09 (2000 updates) to 1.39 (5000 updates); the door's recall, not the
-# data volume, is what the extra updates buy (benchmarks/results/keytodoor_recipe.md).
+# steps (40 episodes) per stream, all 40 episodes kept, and long training: measured on 300
+# train tasks, AD at episode 100 went from 1.09 (2000 updates) to 1.39 (5000 updates), and the
+# full preset's 10,000 updates on 600 reach 1.55; the extra updates buy the door's recall
+# (benchmarks/results/keytodoor_recipe.md).
 _KEY_TO_DOOR_V1_SOURCE = SourceConfig(algo="a2c", n_streams=32, total_steps=64_000)
 _KEY_TO_DOOR_V1_TRAIN = TrainConfig(every_k=1, max_episodes=None, updates=5000, warmup=200)
 
