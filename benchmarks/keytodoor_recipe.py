@@ -48,7 +48,6 @@ def main() -> None:
     parser.add_argument("histories", type=Path, help="folder with train/ and test/ history folders")
     parser.add_argument("--out", type=Path, required=True, help="training folder (resumes)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="a TrainConfig field")
-    parser.add_argument("--env-id", default="DarkKeyToDoor-v1")
     parser.add_argument("--tasks", type=int, default=40, help="held-out pairs to play (default: 40)")
     args = parser.parse_args()
 
@@ -56,8 +55,8 @@ def main() -> None:
     start = time.perf_counter()
     checkpoint = train(args.histories / "train", args.out, config, val_path=args.histories / "test")
     minutes = (time.perf_counter() - start) / 60
-    agent = ADAgent.load(checkpoint, env_id=args.env_id, seed=0)
-    returns = play_episodes(lambda rows: agent, args.env_id, tasks(args.env_id, "test")[: args.tasks], 100, [0, 1])
+    agent = ADAgent.load(checkpoint, seed=0)  # plays the env its histories were recorded on
+    returns = play_episodes(lambda rows: agent, agent.env_id, tasks(agent.env_id, "test")[: args.tasks], 100, [0, 1])
     np.save(args.out / "returns.npy", returns)
     mean = returns.mean(axis=0)
     print(f"trained {minutes:.1f} min; validation loss {agent.meta['log'][-1].get('val_loss')}")
