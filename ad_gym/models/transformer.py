@@ -146,22 +146,28 @@ class Block(nn.Module):
         return self._finish(x, F.scaled_dot_product_attention(q, keys, values, attn_mask=mask))
 
 
-class ImageEncoder(nn.Module):
-    """Pixels (N, H, W, C) uint8 -> (N, n_embd): two strided convolutions and a linear map.
+def pixel_convs(channels: int, height: int, width: int) -> tuple[nn.Sequential, int]:
+    """Two strided convolutions for small flat-coloured frames (N, C, H, W) -> (N, flat), and flat.
 
     Small on purpose: the pixel families render flat-coloured cells a few pixels wide, and a
-    training batch holds thousands of frames.
+    training batch holds thousands of frames. The SB3 sources' CNN policies use the same stack.
     """
+    convs = nn.Sequential(
+        nn.Conv2d(channels, 16, kernel_size=4, stride=4), nn.ReLU(),
+        nn.Conv2d(16, 32, kernel_size=3, stride=2), nn.ReLU(), nn.Flatten(),
+    )
+    with torch.no_grad():
+        flat = convs(torch.zeros(1, channels, height, width)).shape[1]
+    return convs, flat
+
+
+class ImageEncoder(nn.Module):
+    """Pixels (N, H, W, C) uint8 -> (N, n_embd): `pixel_convs` and a linear map."""
 
     def __init__(self, image_shape: tuple[int, int, int], n_embd: int):
         super().__init__()
         height, width, channels = image_shape
-        self.convs = nn.Sequential(
-            nn.Conv2d(channels, 16, kernel_size=4, stride=4), nn.ReLU(),
-            nn.Conv2d(16, 32, kernel_size=3, stride=2), nn.ReLU(), nn.Flatten(),
-        )
-        with torch.no_grad():
-            flat = self.convs(torch.zeros(1, channels, height, width)).shape[1]
+        self.convs, flat = pixel_convs(channels, height, width)
         self.linear = nn.Linear(flat, n_embd)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from ad_gym.agents.baselines import UCBAgent, oracle_for
 from ad_gym.data.histories import History
 from ad_gym.envs.tasks import canonical_env_id, family
+from ad_gym.models.transformer import pixel_convs
 from ad_gym.sources.recorder import HistoryBuffer, HistoryRecorder
 from ad_gym.version import __version__
 
@@ -118,17 +119,11 @@ def _make_env(env_id: str, task: dict[str, Any]) -> gym.Env:
 
 
 class SmallCNN(BaseFeaturesExtractor):
-    """Two strided convolutions for small flat-coloured frames (channels first, as SB3 feeds them)."""
+    """The AD model's `pixel_convs` as an SB3 features extractor (channels first, as SB3 feeds them)."""
 
     def __init__(self, observation_space: gym.spaces.Box, features_dim: int = 128):
         super().__init__(observation_space, features_dim)
-        channels = observation_space.shape[0]
-        self.convs = nn.Sequential(
-            nn.Conv2d(channels, 16, kernel_size=4, stride=4), nn.ReLU(),
-            nn.Conv2d(16, 32, kernel_size=3, stride=2), nn.ReLU(), nn.Flatten(),
-        )
-        with torch.no_grad():
-            flat = self.convs(torch.zeros(1, *observation_space.shape)).shape[1]
+        self.convs, flat = pixel_convs(*observation_space.shape)
         self.linear = nn.Sequential(nn.Linear(flat, features_dim), nn.ReLU())
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
