@@ -53,7 +53,7 @@ def goal_report(returns: np.ndarray, goal_return: float) -> dict[str, float]:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("histories", type=Path, help="folder with train/ and test/ history folders")
     parser.add_argument("--out", type=Path, required=True, help="training folder (resumes)")
@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=40, help="held-out tasks to play (default: 40)")
     parser.add_argument("--seeds", type=int, default=2, help="seeds per held-out task (default: 2)")
     parser.add_argument("--episodes", type=int, default=100, help="episodes in one context (default: 100)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     config = TrainConfig(**{"every_k": 1, "max_episodes": 20, **parse_pairs(args.set, "--set")})
     start = time.perf_counter()
