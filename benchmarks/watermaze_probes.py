@@ -6,11 +6,12 @@
     python benchmarks/watermaze_probes.py synth return w_noisy --eps 0.2   # ... a random action 20% of the time
     # train and play as benchmarks/recipe.py does, with the CNN or with an oracle encoder that
     # hands the model the agent's true pose (x, y, heading) for every view
-    python benchmarks/watermaze_probes.py train w_return --out runs/ret --encoder pose
+    python benchmarks/watermaze_probes.py train w_return --out runs/ret
+    python benchmarks/watermaze_probes.py train w_return --out runs/ret_pose --encoder pose
     # the model's loss per token of the held-out histories: before any find, in the first episode
     # after the first find (going back needs the platform placed), in later ones
-    python benchmarks/watermaze_probes.py losses runs/ret w_return
-    # how well a linear map reads the pose from the trained CNN's features (all 324 poses)
+    python benchmarks/watermaze_probes.py losses runs/ret_pose w_return --encoder pose
+    # how well a linear map reads the pose from a trained CNN's features (all 324 poses)
     python benchmarks/watermaze_probes.py pose-probe runs/ret
 
 benchmarks/results/watermaze_recipe.md records what these showed.
