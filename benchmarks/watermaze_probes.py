@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from minigrid.core.constants import DIR_TO_VEC
 
 import ad_gym  # noqa: F401  (registers the envs)
 from ad_gym.agents import ADAgent
@@ -39,7 +40,6 @@ from ad_gym.sources.collect import task_key
 from ad_gym.sources.sb3 import SourceConfig, _run_agent
 
 ENV_ID = "Watermaze-v0"
-HEADINGS = [(1, 0), (0, 1), (-1, 0), (0, -1)]  # MiniGrid's directions 0-3: right, down, left, up
 
 
 def all_views() -> tuple[list[tuple[int, int, int]], np.ndarray]:
@@ -61,7 +61,7 @@ def next_pose(pose, action, size=11):
         return x, y, (d - 1) % 4
     if action == TURN_RIGHT:
         return x, y, (d + 1) % 4
-    nx, ny = x + HEADINGS[d][0], y + HEADINGS[d][1]
+    nx, ny = x + int(DIR_TO_VEC[d][0]), y + int(DIR_TO_VEC[d][1])
     return (nx, ny, d) if 1 <= nx <= size - 2 and 1 <= ny <= size - 2 else pose
 
 
@@ -86,9 +86,8 @@ class IdealLearner:
     actions, ``return`` takes the shortest way back from wherever it is (a random action with
     probability ``eps``). One independent learner per stream."""
 
-    def __init__(self, kind: str, n_streams: int, platform, eps: float, rng: np.random.Generator):
-        poses, views = all_views()
-        self.pose_of = {v.tobytes(): p for p, v in zip(poses, views)}
+    def __init__(self, kind: str, n_streams: int, platform, eps: float, rng: np.random.Generator, poses: list, pose_of: dict):
+        self.pose_of = pose_of  # view bytes -> pose
         self.policy = way_back(platform, poses)
         self.kind, self.eps, self.rng = kind, eps, rng
         self.found = np.zeros(n_streams, dtype=bool)
@@ -117,12 +116,14 @@ class IdealLearner:
 
 def synth(args) -> None:
     config = SourceConfig(algo="oracle", n_streams=args.streams, total_steps=args.streams * args.steps)
+    poses, views = all_views()  # rendered once for every task
+    pose_of = {view.tobytes(): pose for pose, view in zip(poses, views)}
     for split in ("train", "test"):
         folder = args.out / split
         folder.mkdir(parents=True, exist_ok=True)
         for task in tasks(ENV_ID, split):
             index = family(ENV_ID).index(task)
-            learner = IdealLearner(args.kind, args.streams, task["platform"], args.eps, np.random.default_rng(index))
+            learner = IdealLearner(args.kind, args.streams, task["platform"], args.eps, np.random.default_rng(index), poses, pose_of)
             arrays = _run_agent(ENV_ID, task, learner, config, index)
             source = {"algo": f"ideal-{args.kind}", "eps": args.eps}
             history = History(task=task, metadata={"env_id": ENV_ID, "task_index": index, "source": source}, **arrays)
@@ -178,8 +179,10 @@ def train_and_play(args) -> None:
 def losses(args) -> None:
     if args.encoder == "pose":
         use_pose_encoder()
-    model = ADAgent.load(args.run).model.eval()
-    sequences = build_sequences(load_histories(args.histories / "test"), 3, every_k=1, max_episodes=30)
+    agent = ADAgent.load(args.run)
+    model, data = agent.model.eval(), agent.meta["train"]  # the episodes the model was trained on
+    sequences = build_sequences(load_histories(args.histories / "test"), agent.config.n_actions,
+                                every_k=data["every_k"], max_episodes=data["max_episodes"])
     totals = {"before any find": [], "first episode after the first find": [], "later episodes": []}
     for start, end in zip(sequences.starts, sequences.ends):
         part = slice(start, end)
