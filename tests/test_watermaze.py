@@ -10,17 +10,21 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import ad_gym
 
-ENV_IDS = ["Watermaze-v0", "ad_gym/Watermaze-v0"]
+ENV_IDS = ["Watermaze-v0", "ad_gym/Watermaze-v0", "Watermaze-v1"]
+VERSIONS = ["Watermaze-v0", "Watermaze-v1"]
 # MiniGrid headings: 0 right (+x), 1 down (+y), 2 left (-x), 3 up (-y).
 HEADINGS = {0: (1, 0), 1: (0, 1), 2: (-1, 0), 3: (0, -1)}
 
 
-def expected_pose(pose, action, size=11):
-    """The rules written out: turn left/right changes the heading, forward moves unless a wall."""
+def expected_pose(pose, action, compass=False, size=11):
+    """The rules written out. v0: turn left/right changes the heading, forward moves unless a wall.
+    v1: face the compass direction numbered like the headings, then move unless a wall."""
     x, y, d = pose
-    if action == 0:
+    if compass:
+        d = action
+    elif action == 0:
         return x, y, (d - 1) % 4
-    if action == 1:
+    elif action == 1:
         return x, y, (d + 1) % 4
     dx, dy = HEADINGS[d]
     nx, ny = x + dx, y + dy
@@ -30,7 +34,7 @@ def expected_pose(pose, action, size=11):
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_spaces_start_and_pixels(env_id):
     env = gym.make(env_id, platform=(2, 3))
-    assert env.action_space == gym.spaces.Discrete(3)
+    assert env.action_space == gym.spaces.Discrete(4 if env_id.endswith("v1") else 3)
     assert env.observation_space.shape == (36, 36, 3) and env.observation_space.dtype == np.uint8
     obs, _ = env.reset(seed=0)
     assert obs.dtype == np.uint8 and obs.shape == (36, 36, 3)
@@ -39,15 +43,16 @@ def test_spaces_start_and_pixels(env_id):
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_long_random_rollout_follows_the_rules(env_id):
+    compass = env_id.endswith("v1")
     rng = np.random.default_rng(0)
     for task in ad_gym.tasks(env_id, "train")[:3] + [{"platform": (5, 3)}]:
         env = gym.make(env_id, **task)
         env.reset(seed=int(rng.integers(100)))
         pose, t, successes = (5, 5, 3), 0, 0
         for _ in range(2000):
-            action = int(rng.integers(3))
+            action = int(rng.integers(env.action_space.n))
             obs, reward, terminated, truncated, _ = env.step(action)
-            pose, t = expected_pose(pose, action), t + 1
+            pose, t = expected_pose(pose, action, compass), t + 1
             on_platform = pose[:2] == task["platform"]
             assert (int(env.unwrapped.agent_pos[0]), int(env.unwrapped.agent_pos[1]), env.unwrapped.agent_dir) == pose
             assert reward == float(on_platform) and terminated == on_platform
@@ -112,22 +117,55 @@ def test_same_seed_same_rollout():
     assert any(rollout(seed)[0] != rollout(1)[0] for seed in range(2, 6))  # seeds draw different platforms
 
 
-def test_checkers_pass_without_warnings():
+@pytest.mark.parametrize("env_id", VERSIONS)
+def test_checkers_pass_without_warnings(env_id):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        check_env(gym.make("Watermaze-v0").unwrapped)
-        sb3_check_env(gym.make("Watermaze-v0").unwrapped, warn=True)
+        # gym.make's note that v0 has a newer version is not a problem of the env.
+        warnings.filterwarnings("ignore", message=".*Watermaze-v0 is out of date", category=DeprecationWarning)
+        check_env(gym.make(env_id).unwrapped)
+        sb3_check_env(gym.make(env_id).unwrapped, warn=True)
 
 
-def test_split_and_oracle():
-    train, test = ad_gym.tasks("Watermaze-v0", "train"), ad_gym.tasks("Watermaze-v0", "test")
+@pytest.mark.parametrize("env_id", VERSIONS)
+def test_split_and_oracle(env_id):
+    train, test = ad_gym.tasks(env_id, "train"), ad_gym.tasks(env_id, "test")
     assert len(train) + len(test) == 80 and len(test) == 16
     assert not {t["platform"] for t in train} & {t["platform"] for t in test}
+    assert test == ad_gym.tasks("Watermaze-v0", "test")  # both versions share the split
     from ad_gym.agents import oracle_for
     from ad_gym.evaluation import play_episodes
 
-    returns = play_episodes(lambda rows: oracle_for("Watermaze-v0", rows), "Watermaze-v0", test, 3)
+    returns = play_episodes(lambda rows: oracle_for(env_id, rows), env_id, test, 3)
     assert (returns == 1.0).all()
+
+
+@pytest.mark.parametrize("env_id", VERSIONS)
+def test_oracle_takes_the_fewest_steps(env_id):
+    from ad_gym.agents import oracle_for
+
+    for task in ad_gym.tasks(env_id, "all"):
+        env, oracle = gym.make(env_id, **task), oracle_for(env_id, [task])
+        obs, _ = env.reset(seed=0)
+        for steps in range(1, 51):
+            action, _ = oracle.predict(obs)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            oracle.observe([reward], [terminated or truncated])
+            if terminated or truncated:
+                break
+        assert terminated and steps == env.unwrapped.optimal_steps()
+
+
+def test_v1_moves_are_compass_moves():
+    env = gym.make("Watermaze-v1", platform=(1, 1))
+    env.reset(seed=0)
+    for action, pose in ((0, (6, 5, 0)), (1, (6, 6, 1)), (2, (5, 6, 2)), (3, (5, 5, 3)), (3, (5, 4, 3))):
+        env.step(action)
+        assert (*map(int, env.unwrapped.agent_pos), env.unwrapped.agent_dir) == pose
+    with pytest.raises(ValueError, match="0 \\(east\\), 1 \\(south\\), 2 \\(west\\) or 3 \\(north\\)"):
+        env.step(4)
+    with pytest.raises(ValueError, match="moves must be one of"):
+        gym.make("Watermaze-v0", moves="diagonal")
 
 
 @pytest.mark.parametrize(

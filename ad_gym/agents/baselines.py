@@ -87,11 +87,14 @@ class PlanOracle:
             self.t[np.asarray(done, dtype=bool).reshape(-1)] = 0
 
 
-def watermaze_plan(platform, start=(5, 5)) -> list[int]:
-    """Turns and forward moves from the start, facing up, onto ``platform`` in the fewest steps."""
-    from ad_gym.envs.watermaze import FORWARD, TURN_LEFT, TURN_RIGHT
+def watermaze_plan(platform, start=(5, 5), moves: str = "turn") -> list[int]:
+    """Actions from the start, facing up, onto ``platform`` in the fewest steps: turns and forward
+    moves (``moves="turn"``, Watermaze-v0) or compass moves (``"compass"``, v1)."""
+    from ad_gym.envs.watermaze import EAST, FORWARD, NORTH, SOUTH, TURN_LEFT, TURN_RIGHT, WEST
 
     dx, dy = platform[0] - start[0], platform[1] - start[1]
+    if moves == "compass":
+        return [WEST if dx < 0 else EAST] * abs(dx) + [NORTH if dy < 0 else SOUTH] * abs(dy)
     if dx == 0:
         return [FORWARD] * -dy if dy < 0 else [TURN_LEFT, TURN_LEFT] + [FORWARD] * dy
     sideways = TURN_LEFT if dx < 0 else TURN_RIGHT
@@ -116,15 +119,16 @@ class BestArmOracle:
 
 def oracle_for(env_id: str, tasks):
     """The goal-aware optimal policy of ``env_id`` for a batch of envs on ``tasks``."""
-    from ad_gym.envs.tasks import canonical_env_id
+    from ad_gym.envs.tasks import canonical_env_id, family
 
     env_id = canonical_env_id(env_id)
     if env_id in ("DarkRoom-v0", "DarkRoomHard-v0"):
         return GridOracle([[t["goal"]] for t in tasks])
     if env_id.startswith("DarkKeyToDoor-"):  # v0 and v1: the same tasks
         return GridOracle([[t["key"], t["door"]] for t in tasks])
-    if env_id == "Watermaze-v0":
-        return PlanOracle([watermaze_plan(t["platform"]) for t in tasks])
+    if env_id.startswith("Watermaze-"):
+        moves = family(env_id).kwargs.get("moves", "turn")
+        return PlanOracle([watermaze_plan(t["platform"], moves=moves) for t in tasks])
     if env_id == "AdversarialBandit-v0":
         return BestArmOracle([t["means"] for t in tasks])
     raise ValueError(f"no oracle for {env_id}")

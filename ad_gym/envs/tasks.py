@@ -219,13 +219,14 @@ def platform_cells(size: int) -> tuple[dict[str, Any], ...]:
     )
 
 
-add_family(
-    TaskFamily(
-        env_id="Watermaze-v0",
-        entry_point="ad_gym.envs.watermaze:WatermazeEnv",
-        all_tasks=platform_cells(11),
-        is_test=lambda task: (task["platform"][0] + 2 * task["platform"][1]) % 5 == 0,
-        split_rule="test = platforms (x, y) with (x + 2*y) % 5 == 0; train = the rest (the start cell is never one)",
-        default_source="ppo",
-    )
+_WATERMAZE = TaskFamily(
+    env_id="Watermaze-v0",
+    entry_point="ad_gym.envs.watermaze:WatermazeEnv",
+    all_tasks=platform_cells(11),
+    is_test=lambda task: (task["platform"][0] + 2 * task["platform"][1]) % 5 == 0,
+    split_rule="test = platforms (x, y) with (x + 2*y) % 5 == 0; train = the rest (the start cell is never one)",
+    default_source="ppo",
 )
+add_family(_WATERMAZE)
+# v1: the same tasks and split, with compass moves (east, south, west, north) instead of turns.
+add_family(replace(_WATERMAZE, env_id="Watermaze-v1", kwargs={"moves": "compass"}))

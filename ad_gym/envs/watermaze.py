@@ -19,7 +19,11 @@ from ad_gym.envs.tasks import platform_cells
 # are grey: what the agent sees of the walls tells it where it is and which way it faces.
 SIDE_COLOURS = {"north": "red", "south": "green", "west": "yellow", "east": "blue"}
 TURN_LEFT, TURN_RIGHT, FORWARD = range(3)  # MiniGrid's own numbering of these actions
-UP = 3  # MiniGrid direction: 0 right, 1 down, 2 left, 3 up
+EAST, SOUTH, WEST, NORTH = range(4)  # compass moves, numbered as MiniGrid's directions
+MOVE_SETS = {
+    "turn": "0 (turn left), 1 (turn right) or 2 (forward)",
+    "compass": "0 (east), 1 (south), 2 (west) or 3 (north)",
+}
 VIEW = 9  # cells per side of the egocentric view
 
 
@@ -54,8 +58,11 @@ class WatermazeEnv(MiniGridEnv):
 
     ## Action Space
 
-    `Discrete(3)`: 0 turn left, 1 turn right, 2 move forward (MiniGrid's numbering). Moving into
-    a wall leaves the agent in place.
+    v0 (``moves="turn"``): `Discrete(3)`: 0 turn left, 1 turn right, 2 move forward (MiniGrid's
+    numbering). v1 (``moves="compass"``): `Discrete(4)`: 0 east, 1 south, 2 west, 3 north; each
+    turns the agent to face that way and steps one cell, so the view still looks where the agent
+    went (MiniGrid's direction numbering). Moving into a wall leaves the agent in place (v1: facing
+    the wall).
 
     ## Observation Space
 
@@ -89,9 +96,13 @@ class WatermazeEnv(MiniGridEnv):
     * ``render_mode``: ``"rgb_array"`` (the whole arena from above, the agent's view lighter).
     * ``size``: side of the arena including its walls (11); ``max_steps``: episode length (50).
     * ``tile``: pixels per cell in observations (4).
+    * ``moves``: ``"turn"`` (v0) or ``"compass"`` (v1), the action set above.
 
     ## Version History
 
+    * v1: compass moves instead of turns. Going back to a platform found earlier is then the same
+      move whatever the heading, as in Dark Room; with turns, AD learnt to find platforms but not
+      to walk back to them (benchmarks/results/watermaze_recipe.md).
     * v0: initial version.
     """
 
@@ -104,7 +115,10 @@ class WatermazeEnv(MiniGridEnv):
         size: int = 11,
         max_steps: int = 50,
         tile: int = 4,
+        moves: str = "turn",
     ):
+        if moves not in MOVE_SETS:
+            raise ValueError(f"moves must be one of {sorted(MOVE_SETS)}, got {moves!r}")
         if check_int("size", size, 5, "an odd integer >= 5 (the arena needs a centre)") % 2 == 0:
             raise ValueError(f"size must be an odd integer >= 5 (the arena needs a centre), got {size!r}")
         check_int("max_steps", max_steps, 1)
@@ -121,7 +135,8 @@ class WatermazeEnv(MiniGridEnv):
         self.size, self.tile = int(size), int(tile)
         self._views: dict[tuple[int, int, int], np.ndarray] = {}
         self.start = (self.size // 2, self.size // 2)
-        self.action_space = spaces.Discrete(3)
+        self.moves = moves
+        self.action_space = spaces.Discrete(3 if moves == "turn" else 4)
         side = VIEW * self.tile
         self.observation_space = spaces.Box(0, 255, (side, side, 3), dtype=np.uint8)
         self._task_fixed = platform is not None
@@ -135,11 +150,13 @@ class WatermazeEnv(MiniGridEnv):
         return 1.0 if self.optimal_steps() <= self.max_steps else 0.0
 
     def optimal_steps(self) -> int:
-        """Fewest steps from the start (facing up) onto the platform: moves plus the turns needed."""
+        """Fewest steps from the start (facing up) onto the platform: moves, plus the turns needed in v0."""
         if self.platform is None:
             raise RuntimeError("the platform is not set yet: call reset() first")
         dx, dy = self.platform[0] - self.start[0], self.platform[1] - self.start[1]
         moves = abs(dx) + abs(dy)
+        if self.moves == "compass":
+            return moves
         if dx == 0:
             turns = 0 if dy < 0 else 2
         else:
@@ -155,7 +172,7 @@ class WatermazeEnv(MiniGridEnv):
                 corner = i in (0, last)
                 self.grid.set(x, y, Wall("grey" if corner or not stripe else SIDE_COLOURS[side]))
         self.agent_pos = self.start
-        self.agent_dir = UP
+        self.agent_dir = NORTH
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         options = options or {}
@@ -174,7 +191,9 @@ class WatermazeEnv(MiniGridEnv):
         if self.platform is None:
             raise RuntimeError("call reset() before step()")
         if isinstance(action, (bool, np.bool_)) or not self.action_space.contains(action):
-            raise ValueError(f"action must be 0 (turn left), 1 (turn right) or 2 (forward), got {action!r}")
+            raise ValueError(f"action must be {MOVE_SETS[self.moves]}, got {action!r}")
+        if self.moves == "compass":
+            self.agent_dir, action = int(action), FORWARD
         obs, _, _, truncated, info = super().step(int(action))
         found = tuple(int(v) for v in self.agent_pos) == self.platform
         return obs, float(found), found, truncated and not found, info
