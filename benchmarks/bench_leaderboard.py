@@ -32,7 +32,8 @@ from ad_gym.sources.sb3 import AGENT_SOURCES
 
 RESULTS = Path(__file__).parent / "results"
 NAMES = {"DarkRoom-v0": "darkroom", "DarkRoomHard-v0": "darkroomhard", "DarkKeyToDoor-v0": "keytodoor", "DarkKeyToDoor-v1": "keytodoor_v1",
-         "AdversarialBandit-v0": "bandit", "Watermaze-v0": "watermaze"}
+         "AdversarialBandit-v0": "bandit", "Watermaze-v0": "watermaze",
+         "Watermaze-v1": "watermaze_v1"}
 SHIPPED = {"DarkRoom-v0": "darkroom"}
 
 

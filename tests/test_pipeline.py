@@ -17,7 +17,9 @@ TINY_PRESET = Preset(
 )
 
 
-@pytest.mark.parametrize("env_id", ["DarkRoom-v0", "DarkKeyToDoor-v0", "AdversarialBandit-v0", "Watermaze-v0"])
+@pytest.mark.parametrize(
+    "env_id", ["DarkRoom-v0", "DarkKeyToDoor-v0", "AdversarialBandit-v0", "Watermaze-v0", "Watermaze-v1"]
+)
 def test_tiny_pipeline_end_to_end(env_id, tmp_path):
     algo = family(env_id).default_source
     preset = dataclasses.replace(TINY_PRESET, source=dataclasses.replace(TINY_PRESET.source, algo=algo))
