@@ -56,6 +56,7 @@ class TrainConfig:
     dropout: float = _MODEL_DEFAULTS["dropout"]
     attn_dropout: float = _MODEL_DEFAULTS["attn_dropout"]
     token_mask_prob: float = _MODEL_DEFAULTS["token_mask_prob"]
+    prev_obs: bool = _MODEL_DEFAULTS["prev_obs"]
     # optimisation
     label_smoothing: float = 0.0
     batch_size: int = 16
@@ -77,6 +78,10 @@ class TrainConfig:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name in ("max_episodes", "expert_episodes", "threads") and value is None:
+                continue
+            if f.name == "prev_obs":
+                if not isinstance(value, bool):
+                    raise TypeError(f"TrainConfig.prev_obs must be a bool, got {value!r}")
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"TrainConfig.{f.name} must be a number, got {value!r}")

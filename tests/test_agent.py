@@ -1,5 +1,7 @@
 """ADAgent: SB3's predict contract, the multi-episode context, checkpoints and the VecEnv wrapper."""
 
+import dataclasses
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -9,6 +11,8 @@ from stable_baselines3.common.evaluation import evaluate_policy
 
 from ad_gym.agents import ADAgent, ADContextWrapper
 from ad_gym.checkpoints import CheckpointError
+from ad_gym.training import train
+from tests.conftest import TINY_TRAIN
 
 
 @pytest.fixture
@@ -63,8 +67,17 @@ def test_context_under_vec_env_auto_reset(agent):
     np.testing.assert_array_equal(context["steps"][0], np.arange(45) % 20)
 
 
-def test_cache_gives_the_same_probabilities_as_recompute(tiny_checkpoint):
-    cached, recompute = ADAgent.load(tiny_checkpoint, seed=3), ADAgent.load(tiny_checkpoint, seed=3, use_cache=False)
+@pytest.fixture(scope="module")
+def prev_obs_checkpoint(tiny_histories, tmp_path_factory):
+    """The tiny model with the previous observation in each token."""
+    return train(tiny_histories[0], tmp_path_factory.mktemp("prev_obs"), dataclasses.replace(TINY_TRAIN, prev_obs=True),
+                 progress=False)
+
+
+@pytest.mark.parametrize("checkpoint", ["tiny_checkpoint", "prev_obs_checkpoint"])
+def test_cache_gives_the_same_probabilities_as_recompute(checkpoint, request):
+    checkpoint = request.getfixturevalue(checkpoint)
+    cached, recompute = ADAgent.load(checkpoint, seed=3), ADAgent.load(checkpoint, seed=3, use_cache=False)
     obs = np.array([[4, 4], [2, 3]])
     state_c = state_r = None
     for t in range(130):  # past the model's full reach, so the cache must slide

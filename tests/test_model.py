@@ -48,9 +48,10 @@ def test_attention_reaches_exactly_context_len_tokens_per_layer():
     assert not torch.allclose(model(**inside)[:, 30], logits)
 
 
+@pytest.mark.parametrize("prev_obs", [False, True])
 @pytest.mark.parametrize("context_len", [1, 5, 12])
-def test_cached_steps_equal_full_recompute(context_len):
-    model, tokens = make_model(context_len=context_len), random_tokens(length=50)
+def test_cached_steps_equal_full_recompute(context_len, prev_obs):
+    model, tokens = make_model(context_len=context_len, prev_obs=prev_obs), random_tokens(length=50)
     full = model(**tokens)
     cache = model.new_cache(batch_size=3)
     stepped = torch.stack([model.step(cache, **{k: v[:, t] for k, v in tokens.items()}) for t in range(50)], dim=1)
@@ -58,8 +59,9 @@ def test_cached_steps_equal_full_recompute(context_len):
     assert cache.length == context_len - 1
 
 
-def test_clearing_one_row_of_the_cache_is_a_fresh_start_for_that_row():
-    model, tokens = make_model(), random_tokens(length=30)
+@pytest.mark.parametrize("prev_obs", [False, True])
+def test_clearing_one_row_of_the_cache_is_a_fresh_start_for_that_row(prev_obs):
+    model, tokens = make_model(prev_obs=prev_obs), random_tokens(length=30)
     cache = model.new_cache(batch_size=3)
     for t in range(20):
         model.step(cache, **{k: v[:, t] for k, v in tokens.items()})
@@ -70,6 +72,19 @@ def test_clearing_one_row_of_the_cache_is_a_fresh_start_for_that_row():
         cleared, fresh = model.step(cache, **token), model.step(fresh_cache, **token)
     torch.testing.assert_close(cleared[1], fresh[1], atol=1e-5, rtol=1e-5)
     assert not torch.allclose(cleared[0], fresh[0])
+
+
+def test_prev_obs_puts_the_previous_observation_in_each_token():
+    # A context of one token: only the token itself is seen, so o_{t-1} matters only through prev_obs.
+    tokens = random_tokens()
+    changed = {k: v.clone() for k, v in tokens.items()}
+    changed["obs"][:, 29] = (changed["obs"][:, 29] + 1) % 9
+    plain, with_prev = make_model(context_len=1), make_model(context_len=1, prev_obs=True)
+    torch.testing.assert_close(plain(**changed)[:, 30], plain(**tokens)[:, 30])
+    assert not torch.allclose(with_prev(**changed)[:, 30], with_prev(**tokens)[:, 30])
+    torch.testing.assert_close(with_prev(**changed)[:, 31:], with_prev(**tokens)[:, 31:])
+    with pytest.raises(TypeError, match="prev_obs must be a bool"):
+        make_model(prev_obs=1)
 
 
 def test_token_masking_only_in_training():

@@ -190,8 +190,9 @@ class ADAgent:
     @torch.inference_mode()
     def _logits(self, state: ADContext, obs: np.ndarray) -> torch.Tensor:
         token = self._token(state, obs)
-        # Keep every token that can still influence a prediction: n_layer x (context_len - 1) back.
-        reach = self.config.n_layer * (self.config.context_len - 1) + 1
+        # Keep every token that can still influence a prediction: n_layer x (context_len - 1) back,
+        # and with prev_obs the one before those, whose observation is in the first one's token.
+        reach = self.config.n_layer * (self.config.context_len - 1) + 1 + int(self.config.prev_obs)
         for name, value in token.items():
             state.tokens.setdefault(name, deque(maxlen=reach)).append(value)
         if state.cache is not None:

@@ -36,6 +36,10 @@ class ADConfig:
     dropout: float = 0.0  # the paper used 0.1; on CPU budgets the model underfits, so none by default
     attn_dropout: float = 0.0  # the paper used 0.5 (0 for Dark Room Hard)
     token_mask_prob: float = 0.0  # training only: each context token hidden from attention with this prob.
+    # Each token also embeds the previous observation. Where an episode ends on its reward (Watermaze)
+    # the reward arrives in the next episode's first token, one token after the view it was earned
+    # from: with this, the two share a token.
+    prev_obs: bool = False
 
     def __post_init__(self):
         self.obs_nvec = tuple(int(n) for n in self.obs_nvec)
@@ -51,6 +55,8 @@ class ADConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.prev_obs, bool):
+            raise TypeError(f"prev_obs must be a bool, got {self.prev_obs!r}")
         for name in ("dropout", "attn_dropout", "token_mask_prob"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
@@ -80,6 +86,7 @@ class KVCache:
     keys: list[torch.Tensor]  # per layer (B, H, c, hd)
     values: list[torch.Tensor]
     valid: torch.Tensor  # (B, c) True where a slot holds a token of the current context
+    last_obs: torch.Tensor | None = None  # (B, C) features of the last observation stepped (prev_obs)
     written: int = 0  # tokens stepped so far; the next one goes to slot written % c
 
     @property
@@ -90,6 +97,8 @@ class KVCache:
     def clear(self, rows: torch.Tensor) -> None:
         """Forget the context of the batch rows where ``rows`` (B,) is True."""
         self.valid[rows] = False
+        if self.last_obs is not None:
+            self.last_obs[rows] = 0.0
 
 
 class Block(nn.Module):
@@ -189,6 +198,8 @@ class ADTransformer(nn.Module):
         else:
             self.register_buffer("obs_offsets", torch.tensor([0, *config.obs_nvec[:-1]]).cumsum(0), persistent=False)
             self.obs_embedding = nn.Embedding(sum(config.obs_nvec), C)
+        if config.prev_obs:
+            self.prev_obs_projection = nn.Linear(C, C)
         self.action_embedding = nn.Embedding(config.n_actions + 1, C)  # last row: no previous action
         self.reward_embedding = nn.Linear(1, C)
         self.step_embedding = nn.Embedding(config.max_episode_steps, C)
@@ -205,21 +216,28 @@ class ADTransformer(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def embed(self, obs, prev_actions, prev_rewards, steps) -> torch.Tensor:
-        # obs: (B, T, D) long, or (B, T, H, W, C) uint8 pixels; prev_actions, steps: (B, T) long
-        # (n_actions = none); prev_rewards: (B, T) float
+    def embed(self, obs, prev_actions, prev_rewards, steps, last_obs=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tokens (B, T, C) and the observations' own features (B, T, C).
+
+        obs: (B, T, D) long, or (B, T, H, W, C) uint8 pixels; prev_actions, steps: (B, T) long
+        (n_actions = none); prev_rewards: (B, T) float; last_obs: (B, C) features of the
+        observation before obs[:, 0] (prev_obs models; zeros where None).
+        """
         if self.config.image_shape is not None:
             B, T = obs.shape[:2]
-            x = self.image_encoder(obs.reshape(B * T, *obs.shape[2:])).view(B, T, -1)
+            features = self.image_encoder(obs.reshape(B * T, *obs.shape[2:])).view(B, T, -1)
         else:
-            x = self.obs_embedding(obs + self.obs_offsets).sum(dim=2)
-        x = x + self.action_embedding(prev_actions) + self.reward_embedding(prev_rewards.unsqueeze(-1))
+            features = self.obs_embedding(obs + self.obs_offsets).sum(dim=2)
+        x = features + self.action_embedding(prev_actions) + self.reward_embedding(prev_rewards.unsqueeze(-1))
         x = x + self.step_embedding(steps.clamp(max=self.config.max_episode_steps - 1))
-        return self.dropout(x)  # (B, T, C)
+        if self.config.prev_obs:
+            first = torch.zeros_like(features[:, :1]) if last_obs is None else last_obs[:, None]
+            x = x + self.prev_obs_projection(torch.cat([first, features[:, :-1]], dim=1))
+        return self.dropout(x), features
 
     def forward(self, obs, prev_actions, prev_rewards, steps) -> torch.Tensor:
         """Logits (B, T, n_actions) of a_t for every token of the sequences."""
-        x = self.embed(obs, prev_actions, prev_rewards, steps)
+        x, _ = self.embed(obs, prev_actions, prev_rewards, steps)
         B, T, _ = x.shape
         position = torch.arange(T, device=x.device)
         distance = position[:, None] - position[None, :]  # (T, T)
@@ -239,6 +257,7 @@ class ADTransformer(nn.Module):
             keys=[param.new_zeros(shape) for _ in self.blocks],
             values=[param.new_zeros(shape) for _ in self.blocks],
             valid=torch.zeros(batch_size, self.config.context_len, dtype=torch.bool, device=param.device),
+            last_obs=param.new_zeros(batch_size, self.config.n_embd) if self.config.prev_obs else None,
         )
 
     @torch.no_grad()
@@ -247,7 +266,9 @@ class ADTransformer(nn.Module):
 
         Inputs as in `forward` with T = 1 dropped: obs (B, D), the others (B,).
         """
-        x = self.embed(obs[:, None], prev_actions[:, None], prev_rewards[:, None], steps[:, None])
+        x, features = self.embed(obs[:, None], prev_actions[:, None], prev_rewards[:, None], steps[:, None], cache.last_obs)
+        if cache.last_obs is not None:
+            cache.last_obs = features[:, 0]
         c = self.config.context_len
         slot = cache.written % c
         cache.valid[:, slot] = True
