@@ -53,8 +53,8 @@ class WatermazeEnv(MiniGridEnv):
 
     How it differs from DMLab's: a 2-D grid with 4 headings instead of a continuous 3-D room;
     the agent sees a 9x9-cell egocentric top-down patch (MiniGrid's partial view, rendered as
-    RGB) instead of a first-person perspective image; the platform is one cell; 3 actions
-    instead of 8; reaching the platform ends the episode.
+    RGB) instead of a first-person perspective image; the platform is one cell; 3 (v0) or 4 (v1)
+    actions instead of 8; reaching the platform ends the episode.
 
     ## Action Space
 
