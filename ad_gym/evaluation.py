@@ -20,12 +20,15 @@ def play_episodes(
     n_episodes: int,
     seeds: list[int] = (0,),
     progress: bool = False,
+    on_step: Callable[[int, int, gym.Env, float, bool], None] | None = None,
 ) -> np.ndarray:
     """Returns ``(len(tasks) * len(seeds), n_episodes)`` episode returns, rows task-major.
 
     ``make_agent(row_tasks)`` builds the agent for the batch (it may use the tasks, like an
     oracle); it must offer ``predict(obs, state, episode_start)`` and ``observe(reward, done)``.
     All envs step in lockstep; an env that finished its episodes keeps playing unrecorded.
+    ``on_step(row, episode, env, reward, done)``, if given, sees every recorded step before an
+    ending episode's env is reset (probes read the env's state there, e.g. the agent's cell).
     """
     rows = [(task, seed) for task in tasks for seed in seeds]
     envs = [gym.make(env_id, **task) for task, _ in rows]
@@ -44,6 +47,8 @@ def play_episodes(
             rewards[i], dones[i] = r, terminated or truncated
             if episode[i] < n_episodes:
                 returns[i, episode[i]] += r
+                if on_step is not None:
+                    on_step(i, int(episode[i]), env, float(r), bool(dones[i]))
             if dones[i]:
                 episode[i] += 1
                 o, _ = env.reset()

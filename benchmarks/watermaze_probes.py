@@ -13,6 +13,8 @@
     python benchmarks/watermaze_probes.py losses runs/ret_pose w_return --encoder pose
     # how well a linear map reads the pose from a trained CNN's features (all 324 poses)
     python benchmarks/watermaze_probes.py pose-probe runs/ret
+    # how the episodes after a success end: found again, or how close the model came
+    python benchmarks/watermaze_probes.py near-misses runs/ret
 
 benchmarks/results/watermaze_recipe.md records what these showed.
 """
@@ -31,10 +33,12 @@ from minigrid.core.constants import DIR_TO_VEC
 
 import ad_gym  # noqa: F401  (registers the envs)
 from ad_gym.agents import ADAgent
+from ad_gym.agents.baselines import watermaze_plan
 from ad_gym.data.histories import SUFFIX, History, load_histories, save_history
 from ad_gym.data.windows import build_sequences
 from ad_gym.envs.tasks import family, tasks
 from ad_gym.envs.watermaze import FORWARD, TURN_LEFT, TURN_RIGHT
+from ad_gym.evaluation import play_episodes
 from ad_gym.models.transformer import ADTransformer
 from ad_gym.sources.collect import task_key
 from ad_gym.sources.sb3 import SourceConfig, _run_agent
@@ -221,6 +225,32 @@ def pose_probe(args) -> None:
     print(f"held-out poses: |x error| {x_err:.2f} cells, |y error| {y_err:.2f} cells, heading accuracy {heading:.2f}")
 
 
+def near_misses(args) -> None:
+    """After a success, does the next episode succeed, come close, or go elsewhere?"""
+    agent = ADAgent.load(args.run, seed=0)
+    platforms = tasks(agent.env_id, "test")
+    rows = [task for task in platforms for _ in range(args.seeds)]
+    closest = np.full((len(rows), args.episodes), np.inf)  # fewest cells between agent and platform
+    steps = np.zeros((len(rows), args.episodes), dtype=np.int64)
+
+    def on_step(row, episode, env, reward, done):
+        distance = np.abs(np.array(env.unwrapped.agent_pos) - rows[row]["platform"]).sum()
+        closest[row, episode] = min(closest[row, episode], distance)
+        steps[row, episode] += 1
+
+    returns = play_episodes(lambda _: agent, agent.env_id, platforms, args.episodes, list(range(args.seeds)), on_step=on_step)
+    success = returns > 0
+    after = success[:, :-1]  # episodes that follow a success
+    again, missed = success[:, 1:][after], closest[:, 1:][after][~success[:, 1:][after]]
+    moves = family(agent.env_id).kwargs.get("moves", "turn")
+    fewest = np.array([len(watermaze_plan(task["platform"], moves=moves)) for task in rows])
+    shortest = np.repeat(fewest[:, None], args.episodes - 1, axis=1)[after][again]
+    print(f"{after.sum()} episodes after a success: {again.sum()} succeed again "
+          f"(median {np.median(steps[:, 1:][after][again] - shortest):.0f} steps more than the shortest path); "
+          f"{len(missed)} fail, closest to the platform (cells): "
+          + ", ".join(f"{d}: {n}" for d, n in enumerate(np.bincount(missed.astype(int))) if n))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -245,6 +275,11 @@ def main() -> None:
     p = commands.add_parser("pose-probe", help="linear read-out of the pose from the CNN's features")
     p.add_argument("run", type=Path)
     p.set_defaults(handler=pose_probe)
+    p = commands.add_parser("near-misses", help="how the episodes after a success end, on the held-out platforms")
+    p.add_argument("run", type=Path)
+    p.add_argument("--episodes", type=int, default=40)
+    p.add_argument("--seeds", type=int, default=4)
+    p.set_defaults(handler=near_misses)
     args = parser.parse_args()
     args.handler(args)
 

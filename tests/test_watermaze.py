@@ -140,6 +140,23 @@ def test_split_and_oracle(env_id):
     assert (returns == 1.0).all()
 
 
+def test_play_episodes_shows_each_step_before_the_reset():
+    from ad_gym.agents import oracle_for
+    from ad_gym.agents.baselines import watermaze_plan
+    from ad_gym.evaluation import play_episodes
+
+    test = ad_gym.tasks("Watermaze-v1", "test")[:3]
+    seen = []  # (row, episode, agent cell, reward, done)
+    play_episodes(lambda rows: oracle_for("Watermaze-v1", rows), "Watermaze-v1", test, 2, seeds=[0, 1],
+                  on_step=lambda row, episode, env, r, done: seen.append((row, episode, tuple(env.unwrapped.agent_pos), r, done)))
+    for row, task in enumerate(t for t in test for _ in range(2)):
+        for episode in range(2):
+            steps = [s for s in seen if s[:2] == (row, episode)]
+            assert len(steps) == len(watermaze_plan(task["platform"], moves="compass"))
+            assert [s[4] for s in steps] == [False] * (len(steps) - 1) + [True]
+            assert steps[-1][2:4] == (task["platform"], 1.0)  # on the platform, not yet reset
+
+
 @pytest.mark.parametrize("env_id", VERSIONS)
 def test_oracle_takes_the_fewest_steps(env_id):
     from ad_gym.agents import oracle_for
