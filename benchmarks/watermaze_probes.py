@@ -228,7 +228,7 @@ def pose_probe(args) -> None:
 def near_misses(args) -> None:
     """After a success, does the next episode succeed, come close, or go elsewhere?"""
     agent = ADAgent.load(args.run, seed=0)
-    platforms = tasks(agent.env_id, "test")
+    platforms = tasks(agent.env_id, args.split)[: args.tasks]
     rows = [task for task in platforms for _ in range(args.seeds)]
     closest = np.full((len(rows), args.episodes), np.inf)  # fewest cells between agent and platform
     steps = np.zeros((len(rows), args.episodes), dtype=np.int64)
@@ -275,8 +275,10 @@ def main() -> None:
     p = commands.add_parser("pose-probe", help="linear read-out of the pose from the CNN's features")
     p.add_argument("run", type=Path)
     p.set_defaults(handler=pose_probe)
-    p = commands.add_parser("near-misses", help="how the episodes after a success end, on the held-out platforms")
+    p = commands.add_parser("near-misses", help="how the episodes after a success end")
     p.add_argument("run", type=Path)
+    p.add_argument("--split", default="test", help="platforms to play: test (held out, the default) or train")
+    p.add_argument("--tasks", type=int, default=16, help="the split's first N platforms")
     p.add_argument("--episodes", type=int, default=40)
     p.add_argument("--seeds", type=int, default=4)
     p.set_defaults(handler=near_misses)
