@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the AD transformer by next-action imitation on stored histories. Options are "
         "TrainConfig fields; a rerun resumes from the last checkpoint in --out.",
     )
-    train.add_argument("histories", help="folder of training histories")
+    train.add_argument("histories", nargs="+", help="folder of training histories; several folders (e.g. collections "
+                       "of the same tasks with different --seed) are trained on together")
     train.add_argument("--val", help="folder of held-out-task histories for the validation loss")
     train.add_argument("--out", required=True, help="output folder (checkpoint.pt)")
     train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",

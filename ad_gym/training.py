@@ -132,8 +132,18 @@ def sequence_loss(model: ADTransformer, batch: dict[str, torch.Tensor], label_sm
     return F.cross_entropy(logits.flatten(0, 1), batch["actions"].flatten(), label_smoothing=label_smoothing)
 
 
-def _histories(source: str | os.PathLike | list[History]) -> list[History]:
-    return list(source) if isinstance(source, (list, tuple)) else load_histories(source)
+def _histories(source: str | os.PathLike | list[str | os.PathLike | History]) -> list[History]:
+    """Histories given as objects, or loaded from a folder (or file), or from several: e.g. the
+    same tasks collected with different seeds, so each task has several learners' histories."""
+    if isinstance(source, (str, os.PathLike)):
+        return load_histories(source)
+    histories = [h for item in source for h in ([item] if isinstance(item, History) else load_histories(item))]
+    if not histories:
+        raise ValueError("no histories given: pass a folder of histories, several folders, or History objects")
+    env_ids = sorted({str(h.env_id) for h in histories})
+    if len(env_ids) > 1:
+        raise ValueError(f"the histories mix envs {env_ids}: train on one env's histories")
+    return histories
 
 
 def sequence_sampler(histories: list[History], config: TrainConfig, n_actions: int, generator: torch.Generator) -> SequenceSampler:
@@ -153,15 +163,18 @@ def check_training_data(path: str | os.PathLike | list[History], config: TrainCo
 
 
 def train(
-    train_path: str | os.PathLike | list[History],
+    train_path: str | os.PathLike | list[str | os.PathLike | History],
     out: str | os.PathLike,
     config: TrainConfig | None = None,
-    val_path: str | os.PathLike | list[History] | None = None,
+    val_path: str | os.PathLike | list[str | os.PathLike | History] | None = None,
     progress: bool = True,
     provenance: dict[str, Any] | None = None,
     until: int | None = None,
 ) -> Path:
     """Train (or resume training) an AD model; returns the path of its checkpoint.
+
+    ``train_path`` and ``val_path``: a folder of histories, a list of folders (trained on
+    together, e.g. collections of the same tasks with different seeds), or `History` objects.
 
     ``until`` stops after that many updates in all (a time-boxed run): the checkpoint is saved
     unfinished, and calling `train` again with the same arguments continues from it.

@@ -6,10 +6,13 @@ import pytest
 import torch
 
 from ad_gym.checkpoints import load_checkpoint
+from ad_gym.cli import main
 from ad_gym.data.histories import load_histories
 from ad_gym.data.windows import SequenceSampler, build_sequences
+from ad_gym.sources.collect import collect
+from ad_gym.sources.sb3 import SourceConfig
 from ad_gym.training import TrainConfig, lr_at, train
-from tests.conftest import TINY_TRAIN
+from tests.conftest import TINY_SOURCE, TINY_TRAIN
 
 
 def test_training_logs_train_and_validation_loss(tiny_checkpoint):
@@ -53,6 +56,29 @@ def test_histories_too_short_for_the_context_are_refused(tiny_histories, tmp_pat
 def test_validation_tasks_must_be_held_out(tiny_histories, tmp_path):
     with pytest.raises(ValueError, match="also appear"):
         train(tiny_histories[0], tmp_path, TINY_TRAIN, val_path=tiny_histories[0], progress=False)
+
+
+def test_several_folders_are_trained_on_together(tiny_histories, tmp_path, capsys):
+    # A second collection of the same goals with another seed: two learners' histories per goal.
+    second = tmp_path / "seed1"
+    collect("DarkRoom-v0", second, split="train", config=TINY_SOURCE, seed=1, max_tasks=2, workers=1, progress=False)
+    fields = {"context_len": 40, "seq_len": 60, "n_layer": 2, "n_head": 2, "n_embd": 32, "ffn_dim": 64,
+              "batch_size": 8, "updates": 10, "warmup": 5, "eval_every": 10, "checkpoint_every": 10, "threads": 1}
+    argv = ["train", str(tiny_histories[0]), str(second), "--out", str(tmp_path / "run"), "--no-progress"]
+    assert main(argv + [arg for k, v in fields.items() for arg in ("--set", f"{k}={v}")]) == 0
+    meta, _ = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert meta["finished"] and len(meta["train_tasks"]) == 4  # 2 goals x 2 learners
+    assert len(set(map(str, meta["train_tasks"]))) == 2
+
+
+def test_histories_of_several_envs_are_refused(tiny_histories, tmp_path):
+    bandit = tmp_path / "bandit"
+    collect("AdversarialBandit-v0", bandit, config=SourceConfig(algo="ucb", n_streams=1, total_steps=100), max_tasks=1,
+            workers=1, progress=False)
+    with pytest.raises(ValueError, match="mix envs"):
+        train([tiny_histories[0], bandit], tmp_path / "run", TINY_TRAIN, progress=False)
+    with pytest.raises(ValueError, match="no histories given"):
+        train([], tmp_path / "run", TINY_TRAIN, progress=False)
 
 
 def test_sequences_follow_the_history_and_subsample_episodes(tiny_histories):
