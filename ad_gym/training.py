@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ad_gym.checkpoints import load_checkpoint, save_checkpoint
-from ad_gym.data.histories import History, load_histories
+from ad_gym.data.histories import History, check_one_env, load_histories
 from ad_gym.data.windows import SequenceSampler, build_sequences
 from ad_gym.models.transformer import ADConfig, ADTransformer
 from ad_gym.version import __version__
@@ -140,9 +140,7 @@ def _histories(source: str | os.PathLike | list[str | os.PathLike | History]) ->
     histories = [h for item in source for h in ([item] if isinstance(item, History) else load_histories(item))]
     if not histories:
         raise ValueError("no histories given: pass a folder of histories, several folders, or History objects")
-    env_ids = sorted({str(h.env_id) for h in histories})
-    if len(env_ids) > 1:
-        raise ValueError(f"the histories mix envs {env_ids}: train on one env's histories")
+    check_one_env(histories, "the histories given")
     return histories
 
 
@@ -152,7 +150,7 @@ def sequence_sampler(histories: list[History], config: TrainConfig, n_actions: i
     return SequenceSampler(sequences, config.seq_len, generator)
 
 
-def check_training_data(path: str | os.PathLike | list[History], config: TrainConfig) -> None:
+def check_training_data(path: str | os.PathLike | list[str | os.PathLike | History], config: TrainConfig) -> None:
     """Raise now the ValueError that `train` would raise on data that yields no training sequence.
 
     A pipeline calls it right after collection, so that a too-short data slice (say, ED's last

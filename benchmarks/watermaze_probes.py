@@ -241,7 +241,8 @@ def near_misses(args) -> None:
     returns = play_episodes(lambda _: agent, agent.env_id, platforms, args.episodes, list(range(args.seeds)), on_step=on_step)
     success = returns > 0
     after = success[:, :-1]  # episodes that follow a success
-    again, missed = success[:, 1:][after], closest[:, 1:][after][~success[:, 1:][after]]
+    again = success[:, 1:][after]
+    missed = closest[:, 1:][after][~again]
     moves = family(agent.env_id).kwargs.get("moves", "turn")
     fewest = np.array([len(watermaze_plan(task["platform"], moves=moves)) for task in rows])
     shortest = np.repeat(fewest[:, None], args.episodes - 1, axis=1)[after][again]

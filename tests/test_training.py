@@ -58,14 +58,14 @@ def test_validation_tasks_must_be_held_out(tiny_histories, tmp_path):
         train(tiny_histories[0], tmp_path, TINY_TRAIN, val_path=tiny_histories[0], progress=False)
 
 
-def test_several_folders_are_trained_on_together(tiny_histories, tmp_path, capsys):
+def test_several_folders_are_trained_on_together(tiny_histories, tmp_path):
     # A second collection of the same goals with another seed: two learners' histories per goal.
     second = tmp_path / "seed1"
     collect("DarkRoom-v0", second, split="train", config=TINY_SOURCE, seed=1, max_tasks=2, workers=1, progress=False)
-    fields = {"context_len": 40, "seq_len": 60, "n_layer": 2, "n_head": 2, "n_embd": 32, "ffn_dim": 64,
-              "batch_size": 8, "updates": 10, "warmup": 5, "eval_every": 10, "checkpoint_every": 10, "threads": 1}
+    config = dataclasses.replace(TINY_TRAIN, updates=10, eval_every=10)
+    changed = {k: v for k, v in dataclasses.asdict(config).items() if v != getattr(TrainConfig(), k)}
     argv = ["train", str(tiny_histories[0]), str(second), "--out", str(tmp_path / "run"), "--no-progress"]
-    assert main(argv + [arg for k, v in fields.items() for arg in ("--set", f"{k}={v}")]) == 0
+    assert main(argv + [arg for k, v in changed.items() for arg in ("--set", f"{k}={v}")]) == 0
     meta, _ = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert meta["finished"] and len(meta["train_tasks"]) == 4  # 2 goals x 2 learners
     assert len(set(map(str, meta["train_tasks"]))) == 2
@@ -75,7 +75,7 @@ def test_histories_of_several_envs_are_refused(tiny_histories, tmp_path):
     bandit = tmp_path / "bandit"
     collect("AdversarialBandit-v0", bandit, config=SourceConfig(algo="ucb", n_streams=1, total_steps=100), max_tasks=1,
             workers=1, progress=False)
-    with pytest.raises(ValueError, match="mix envs"):
+    with pytest.raises(ValueError, match="mixes histories of several envs"):
         train([tiny_histories[0], bandit], tmp_path / "run", TINY_TRAIN, progress=False)
     with pytest.raises(ValueError, match="no histories given"):
         train([], tmp_path / "run", TINY_TRAIN, progress=False)

@@ -206,6 +206,13 @@ def history_files(path: str | os.PathLike) -> list[Path]:
     raise FileNotFoundError(f"no history file or folder at {str(path)!r}")
 
 
+def check_one_env(histories: list[History], where: str) -> None:
+    """A ValueError naming ``where`` if ``histories`` come from more than one env."""
+    env_ids = sorted({str(h.env_id) for h in histories})
+    if len(env_ids) > 1:
+        raise ValueError(f"{where} mixes histories of several envs: {env_ids}")
+
+
 def load_histories(path: str | os.PathLike, env_id: str | None = None) -> list[History]:
     """Load every history in a folder (or one file), one `History` per task, in task order.
 
@@ -216,7 +223,6 @@ def load_histories(path: str | os.PathLike, env_id: str | None = None) -> list[H
     if not files:
         raise ValueError(f"{str(path)!r} holds no history files (*{SUFFIX})")
     histories = [read_history(p) for p in files]
-    env_ids = {h.env_id for h in histories}
     if env_id is not None:
         from ad_gym.envs.tasks import canonical_env_id
 
@@ -224,8 +230,8 @@ def load_histories(path: str | os.PathLike, env_id: str | None = None) -> list[H
         wrong = [str(h.path) for h in histories if h.env_id != wanted]
         if wrong:
             raise HistoryFileError(f"expected {wanted} histories, but {wrong[:3]} hold other envs' histories")
-    elif len(env_ids) > 1:
-        raise ValueError(f"{str(path)!r} mixes histories of several envs: {sorted(map(str, env_ids))}")
+    else:
+        check_one_env(histories, repr(str(path)))
     histories.sort(key=lambda h: (h.metadata.get("task_index", 0), str(h.path)))
     return histories
 
