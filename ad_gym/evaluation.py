@@ -25,7 +25,8 @@ def play_episodes(
     """Returns ``(len(tasks) * len(seeds), n_episodes)`` episode returns, rows task-major.
 
     ``make_agent(row_tasks)`` builds the agent for the batch (it may use the tasks, like an
-    oracle); it must offer ``predict(obs, state, episode_start)`` and ``observe(reward, done)``.
+    oracle); it must offer ``predict(obs, state, episode_start)`` and
+    ``observe(reward, done, next_obs=...)`` (next_obs: what each step returned, before a reset).
     All envs step in lockstep; an env that finished its episodes keeps playing unrecorded.
     ``on_step(row, episode, env, reward, done)``, if given, sees every recorded step before an
     ending episode's env is reset (probes read the env's state there, e.g. the agent's cell).
@@ -42,8 +43,10 @@ def play_episodes(
     while episode.min() < n_episodes:
         actions, state = agent.predict(obs, state=state, episode_start=episode_start)
         rewards, dones = np.zeros(len(rows), dtype=np.float32), np.zeros(len(rows), dtype=bool)
+        next_obs = obs.copy()
         for i, env in enumerate(envs):
             o, r, terminated, truncated, _ = env.step(int(actions[i]))
+            next_obs[i] = o
             rewards[i], dones[i] = r, terminated or truncated
             if episode[i] < n_episodes:
                 returns[i, episode[i]] += r
@@ -53,7 +56,7 @@ def play_episodes(
                 episode[i] += 1
                 o, _ = env.reset()
             obs[i] = o
-        agent.observe(rewards, dones)
+        agent.observe(rewards, dones, next_obs=next_obs)
         episode_start = dones
         bar.n = int(min(episode.min(), n_episodes))
         bar.refresh()

@@ -57,6 +57,7 @@ class TrainConfig:
     attn_dropout: float = _MODEL_DEFAULTS["attn_dropout"]
     token_mask_prob: float = _MODEL_DEFAULTS["token_mask_prob"]
     prev_obs: bool = _MODEL_DEFAULTS["prev_obs"]
+    final_obs: bool = _MODEL_DEFAULTS["final_obs"]  # needs histories with next_observations
     # optimisation
     label_smoothing: float = 0.0
     batch_size: int = 16
@@ -79,9 +80,9 @@ class TrainConfig:
             value = getattr(self, f.name)
             if f.name in ("max_episodes", "expert_episodes", "threads") and value is None:
                 continue
-            if f.name == "prev_obs":
+            if f.name in ("prev_obs", "final_obs"):
                 if not isinstance(value, bool):
-                    raise TypeError(f"TrainConfig.prev_obs must be a bool, got {value!r}")
+                    raise TypeError(f"TrainConfig.{f.name} must be a bool, got {value!r}")
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"TrainConfig.{f.name} must be a number, got {value!r}")
@@ -128,7 +129,7 @@ def lr_at(update: int, config: TrainConfig) -> float:
 
 
 def sequence_loss(model: ADTransformer, batch: dict[str, torch.Tensor], label_smoothing: float = 0.0) -> torch.Tensor:
-    logits = model(batch["obs"], batch["prev_actions"], batch["prev_rewards"], batch["steps"])  # (B, T, A)
+    logits = model(batch["obs"], batch["prev_actions"], batch["prev_rewards"], batch["steps"], batch.get("final_obs"))  # (B, T, A)
     return F.cross_entropy(logits.flatten(0, 1), batch["actions"].flatten(), label_smoothing=label_smoothing)
 
 
@@ -145,9 +146,17 @@ def _histories(source: str | os.PathLike | list[str | os.PathLike | History]) ->
 
 
 def sequence_sampler(histories: list[History], config: TrainConfig, n_actions: int, generator: torch.Generator) -> SequenceSampler:
-    """The training segments that ``config`` selects from ``histories``; a ValueError if there are none."""
+    """The training segments that ``config`` selects from ``histories``; a ValueError if there are none
+    or if ``config.final_obs`` asks for the views episodes ended on and a history lacks them."""
     sequences = build_sequences(histories, n_actions, config.every_k, config.max_episodes, config.expert_episodes)
-    return SequenceSampler(sequences, config.seq_len, generator)
+    sampler = SequenceSampler(sequences, config.seq_len, generator)
+    if config.final_obs and not sampler.has_final_obs:
+        lacking = [str(h.path or h.task) for h in histories if h.next_observations is None]
+        raise ValueError(
+            f"final_obs embeds the view each episode ended on, but {len(lacking)} histories were recorded without "
+            f"next_observations (e.g. {lacking[:2]}): collect them again with this ad_gym, or train without final_obs"
+        )
+    return sampler
 
 
 def check_training_data(path: str | os.PathLike | list[str | os.PathLike | History], config: TrainConfig) -> None:

@@ -109,7 +109,7 @@ class IdealLearner:
         self.last = actions
         return actions, None
 
-    def observe(self, rewards, dones):
+    def observe(self, rewards, dones, next_obs=None):
         for i, (reward, done) in enumerate(zip(rewards, dones)):
             self.episode[i].append(int(self.last[i]))
             if reward > 0 and not self.found[i]:

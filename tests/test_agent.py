@@ -29,7 +29,7 @@ def play(agent, n_steps, goal=(1, 7), seed=0):
         action, state = agent.predict(obs, state)
         next_obs, reward, terminated, truncated, _ = env.step(action)
         log.append((obs, int(action), reward))
-        agent.observe(reward, terminated or truncated)
+        agent.observe(reward, terminated or truncated, next_obs=next_obs)
         obs = env.reset()[0] if terminated or truncated else next_obs
     return state, log
 
@@ -74,7 +74,14 @@ def prev_obs_checkpoint(tiny_histories, tmp_path_factory):
                  progress=False)
 
 
-@pytest.mark.parametrize("checkpoint", ["tiny_checkpoint", "prev_obs_checkpoint"])
+@pytest.fixture(scope="module")
+def final_obs_checkpoint(tiny_histories, tmp_path_factory):
+    """The tiny model that also reads the view each episode ended on."""
+    return train(tiny_histories[0], tmp_path_factory.mktemp("final_obs"), dataclasses.replace(TINY_TRAIN, final_obs=True),
+                 progress=False)
+
+
+@pytest.mark.parametrize("checkpoint", ["tiny_checkpoint", "prev_obs_checkpoint", "final_obs_checkpoint"])
 def test_cache_gives_the_same_probabilities_as_recompute(checkpoint, request):
     checkpoint = request.getfixturevalue(checkpoint)
     cached, recompute = ADAgent.load(checkpoint, seed=3), ADAgent.load(checkpoint, seed=3, use_cache=False)
@@ -84,12 +91,31 @@ def test_cache_gives_the_same_probabilities_as_recompute(checkpoint, request):
         a_c, state_c = cached.predict(obs, state_c)
         a_r, state_r = recompute.predict(obs, state_r)
         np.testing.assert_array_equal(a_c, a_r)
-        for a in (cached, recompute):
-            a.observe(np.array([t % 3 == 0, 0.0]), np.array([t % 20 == 19] * 2))
         obs = np.stack([np.clip(obs[:, 0] + (a_c == 1) - (a_c == 0), 0, 8), np.clip(obs[:, 1] + (a_c == 3) - (a_c == 2), 0, 8)], 1)
+        for a in (cached, recompute):
+            a.observe(np.array([t % 3 == 0, 0.0]), np.array([t % 20 == 19] * 2), next_obs=obs)
     # and the logits themselves agree on the next step
     c, r = cached._logits(state_c, obs), recompute._logits(state_r, obs)
     torch.testing.assert_close(c, r, atol=1e-5, rtol=1e-5)
+
+
+def test_final_obs_agent_keeps_the_view_each_episode_ended_on(final_obs_checkpoint):
+    agent = ADAgent.load(final_obs_checkpoint, seed=0)
+    venv = ADContextWrapper(make_vec_env("DarkRoom-v0", n_envs=2, seed=0, env_kwargs={"goal": (1, 7)}), agent)
+    obs, state, starts = venv.reset(), None, np.ones(2, dtype=bool)
+    ended_on = None
+    for t in range(25):
+        actions, state = agent.predict(obs, state, episode_start=starts)
+        obs, _, starts, infos = venv.step(actions)
+        if starts.any():
+            ended_on = np.stack([info["terminal_observation"] for info in infos])
+            np.testing.assert_array_equal(state.final_obs, ended_on)  # DarkRoom episodes all end at step 20
+    context = state.transitions()
+    assert t == 24 and ended_on is not None
+    np.testing.assert_array_equal(context["final_obs"][:, 20], ended_on)  # the next episode's first token holds it
+    action, state = agent.predict(np.array([4, 4]))
+    with pytest.raises(ValueError, match="next_obs=obs"):
+        agent.observe(0.0, True)
 
 
 def test_checkpoint_round_trip_gives_identical_actions(agent, tiny_checkpoint, tmp_path):

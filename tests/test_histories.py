@@ -53,7 +53,19 @@ def test_round_trip(tmp_path, env_id, size):
     assert loaded.observations.dtype == np.uint8 and loaded.actions.dtype == np.uint8  # compact storage
     assert loaded.rewards.dtype == np.float32 and loaded.dones.dtype == np.bool_
     assert (loaded.n_streams, loaded.n_steps) == (2, 40)
+    assert loaded.next_observations is None  # a history recorded without them loads as before
     assert not list(tmp_path.glob(".*")), "the temporary file was renamed into place"
+
+
+def test_next_observations_round_trip_and_shape_check(tmp_path):
+    original = make_history()
+    ended_on = np.roll(original.observations, -1, axis=1)
+    with_next = History(**{**vars(original), "next_observations": ended_on})
+    loaded = read_history(save_history(with_next, tmp_path / "a.npz"))
+    np.testing.assert_array_equal(loaded.next_observations, ended_on)
+    assert loaded.next_observations.dtype == np.uint8
+    with pytest.raises(ValueError, match="next_observations has shape"):
+        History(**{**vars(original), "next_observations": ended_on[:, :-1]})
 
 
 def test_file_holds_no_pickled_objects(saved):

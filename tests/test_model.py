@@ -17,14 +17,19 @@ def make_model(context_len=12, n_layer=3, **kwargs):
     return model
 
 
-def random_tokens(batch=3, length=40, seed=1):
+def random_tokens(batch=3, length=40, seed=1, final_obs=False):
+    """Episodes of 20 steps; ``final_obs`` adds the views episodes ended on (read at steps 0)."""
     g = torch.Generator().manual_seed(seed)
-    return {
+    tokens = {
         "obs": torch.randint(0, 9, (batch, length, 2), generator=g),
-        "prev_actions": torch.randint(0, 6, (batch, length), generator=g),
+        "prev_actions": torch.randint(0, 5, (batch, length), generator=g),
         "prev_rewards": torch.randint(0, 2, (batch, length), generator=g).float(),
         "steps": torch.arange(length).remainder(20).expand(batch, length),
     }
+    tokens["prev_actions"][:, 0] = 5  # the first token follows nothing
+    if final_obs:
+        tokens["final_obs"] = torch.randint(0, 9, (batch, length, 2), generator=g)
+    return tokens
 
 
 def test_later_tokens_never_change_earlier_predictions():
@@ -48,10 +53,11 @@ def test_attention_reaches_exactly_context_len_tokens_per_layer():
     assert not torch.allclose(model(**inside)[:, 30], logits)
 
 
-@pytest.mark.parametrize("prev_obs", [False, True])
+@pytest.mark.parametrize("options", [{}, {"prev_obs": True}, {"final_obs": True}, {"prev_obs": True, "final_obs": True}])
 @pytest.mark.parametrize("context_len", [1, 5, 12])
-def test_cached_steps_equal_full_recompute(context_len, prev_obs):
-    model, tokens = make_model(context_len=context_len, prev_obs=prev_obs), random_tokens(length=50)
+def test_cached_steps_equal_full_recompute(context_len, options):
+    model = make_model(context_len=context_len, **options)
+    tokens = random_tokens(length=50, final_obs=options.get("final_obs", False))
     full = model(**tokens)
     cache = model.new_cache(batch_size=3)
     stepped = torch.stack([model.step(cache, **{k: v[:, t] for k, v in tokens.items()}) for t in range(50)], dim=1)
@@ -85,6 +91,26 @@ def test_prev_obs_puts_the_previous_observation_in_each_token():
     torch.testing.assert_close(with_prev(**changed)[:, 31:], with_prev(**tokens)[:, 31:])
     with pytest.raises(TypeError, match="prev_obs must be a bool"):
         make_model(prev_obs=1)
+
+
+def test_final_obs_is_read_only_where_an_episode_follows_another():
+    tokens = random_tokens(final_obs=True)  # episodes start at tokens 0 (the first: follows nothing) and 20
+    model = make_model(context_len=1, final_obs=True)
+    logits = model(**tokens)
+    elsewhere = {k: v.clone() for k, v in tokens.items()}
+    elsewhere["final_obs"][:, [0, *range(1, 20), *range(21, 40)]] = 0
+    torch.testing.assert_close(model(**elsewhere), logits)
+    at_start = {k: v.clone() for k, v in tokens.items()}
+    at_start["final_obs"][:, 20] = (at_start["final_obs"][:, 20] + 1) % 9
+    changed = model(**at_start)
+    assert not torch.allclose(changed[:, 20], logits[:, 20])
+    torch.testing.assert_close(changed[:, 21:], logits[:, 21:])  # context of one token
+    plain = make_model(context_len=1)
+    torch.testing.assert_close(plain(**at_start), plain(**tokens))
+    with pytest.raises(ValueError, match="pass final_obs"):
+        model(**{k: v for k, v in tokens.items() if k != "final_obs"})
+    with pytest.raises(TypeError, match="final_obs must be a bool"):
+        make_model(final_obs="yes")
 
 
 def test_token_masking_only_in_training():

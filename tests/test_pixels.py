@@ -33,27 +33,33 @@ def test_recorded_pixels_are_the_env_frames_stored_once(pixel_histories):
     obs = history.observations
     assert isinstance(obs, IndexedObservations) and obs.shape == (2, 200, 36, 36, 3) and obs.dtype == np.uint8
     assert len(obs.table) < 200  # far fewer distinct frames than steps
-    # Replay stream 0's actions in a fresh env: every recorded frame is the frame the env showed.
+    assert isinstance(history.next_observations, IndexedObservations) and history.next_observations.table is obs.table
+    # Replay stream 0's actions in a fresh env: every recorded frame is the frame the env showed,
+    # and every next frame the one its step returned (the view an episode ended on, before the reset).
     env = gym.make(ENV_ID, **history.task)
     frame, _ = env.reset(seed=0)
     for t in range(200):
         np.testing.assert_array_equal(obs[0, t], frame)
         frame, _, terminated, truncated, _ = env.step(int(history.actions[0, t]))
+        np.testing.assert_array_equal(history.next_observations[0, t], frame)
         assert bool(history.dones[0, t]) == (terminated or truncated)
         if terminated or truncated:
             frame, _ = env.reset()
+    assert history.dones[0].any()
 
 
 def test_indexed_observations_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (4, 36, 36, 3), dtype=np.uint8)
     full = frames[rng.integers(0, 4, (3, 25))]
+    ended_on = np.full((3, 25, 36, 36, 3), 7, dtype=np.uint8)  # a fifth frame, seen only as a next observation
     history = History(task={"platform": (1, 1)}, observations=full, actions=np.zeros((3, 25), np.int64),
-                      rewards=np.zeros((3, 25), np.float32), dones=np.zeros((3, 25), bool))
+                      rewards=np.zeros((3, 25), np.float32), dones=np.zeros((3, 25), bool), next_observations=ended_on)
     back = read_history(save_history(history, tmp_path / "h.npz"))
-    assert back.observations.table.shape == (4, 36, 36, 3)
+    assert back.observations.table.shape == (5, 36, 36, 3) and back.next_observations.table is back.observations.table
     np.testing.assert_array_equal(np.asarray(back.observations), full)
     np.testing.assert_array_equal(back.observations[2, [0, 7]], full[2, [0, 7]])
+    np.testing.assert_array_equal(np.asarray(back.next_observations), ended_on)
 
 
 def test_sequences_gather_pixels_from_one_table(pixel_histories):
@@ -65,6 +71,14 @@ def test_sequences_gather_pixels_from_one_table(pixel_histories):
     assert batch["obs"].shape == (4, 20, 36, 36, 3) and batch["obs"].dtype == torch.uint8
     # Token 0 of stream 0 is the first frame of history 0's stream 0.
     np.testing.assert_array_equal(sequences.obs_table[sequences.obs[0]], histories[0].observations[0, 0])
+    # The first token after an episode ends carries the view that episode ended on (history 1's too).
+    assert batch["final_obs"].shape == batch["obs"].shape
+    for h, history in enumerate(histories):
+        stream = h * history.n_streams  # stream 0 of each history
+        end = np.flatnonzero(history.dones[0])[0]
+        np.testing.assert_array_equal(
+            sequences.obs_table[sequences.final_obs[sequences.starts[stream] + end + 1]], history.next_observations[0, end]
+        )
 
 
 def test_cnn_model_is_causal_and_its_cache_matches():

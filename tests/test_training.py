@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
@@ -81,6 +82,13 @@ def test_histories_of_several_envs_are_refused(tiny_histories, tmp_path):
         train([], tmp_path / "run", TINY_TRAIN, progress=False)
 
 
+def test_final_obs_needs_histories_with_next_observations(tiny_histories, tmp_path):
+    old = [dataclasses.replace(h, next_observations=None) for h in load_histories(tiny_histories[0])]
+    with pytest.raises(ValueError, match="recorded without next_observations"):
+        train(old, tmp_path / "run", dataclasses.replace(TINY_TRAIN, final_obs=True), progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 def test_sequences_follow_the_history_and_subsample_episodes(tiny_histories):
     history = load_histories(tiny_histories[0])[0]
     sequences = build_sequences([history], n_actions=5, every_k=3)
@@ -93,6 +101,13 @@ def test_sequences_follow_the_history_and_subsample_episodes(tiny_histories):
     # the previous action/reward cross the boundary between kept episodes
     assert sequences.prev_actions[first][20] == actions[19]
     assert sequences.prev_actions[first][0] == 5  # nothing before the first step
+    # final_obs: what the previous action led to; at a kept episode's first token, the view the
+    # previous kept episode ended on, elsewhere the token's own observation
+    final_obs, obs = sequences.final_obs[first], sequences.obs[first]
+    np.testing.assert_array_equal(final_obs[20], history.next_observations[0, 19])
+    np.testing.assert_array_equal(final_obs[40], history.next_observations[0, 3 * 20 + 19])
+    inside = np.arange(len(obs)) % 20 != 0
+    np.testing.assert_array_equal(final_obs[inside], obs[inside])
     sampler = SequenceSampler(sequences, seq_len=50, generator=torch.Generator().manual_seed(0))
     batch = sampler.sample(4)
     assert batch["obs"].shape == (4, 50, 2) and batch["actions"].shape == (4, 50)

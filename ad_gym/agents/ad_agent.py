@@ -12,7 +12,7 @@ come in through `ADAgent.observe` (one call per step in a plain loop) or, for SB
     for _ in range(100 * 20):
         action, state = agent.predict(obs, state)
         obs, reward, terminated, truncated, _ = env.step(action)
-        agent.observe(reward, terminated or truncated)   # the one extra call
+        agent.observe(reward, terminated or truncated, next_obs=obs)   # the one extra call
         if terminated or truncated:
             obs, _ = env.reset()                         # same goal: the context carries over
 """
@@ -46,12 +46,14 @@ class ADContext:
     prev_actions: np.ndarray = None  # (n,) action chosen at the last predict, n_actions if none yet
     prev_rewards: np.ndarray = None  # (n,) reward it earned
     steps: np.ndarray = None  # (n,) step of the next observation in its episode
+    final_obs: np.ndarray | None = None  # (n, ...) the view each env's last episode ended on (final_obs models)
     awaiting_reward: bool = False  # predict was called; observe has not been yet
     last_actions: np.ndarray | None = None
     cleared_rows: bool = False  # part of the batch was reset since the start
 
     def transitions(self) -> dict[str, np.ndarray]:
-        """The context as arrays (n_envs, T, ...): obs, prev_actions, prev_rewards, steps."""
+        """The context as arrays (n_envs, T, ...): obs, prev_actions, prev_rewards, steps (and
+        final_obs for models that read the view each episode ended on)."""
         return {name: torch.stack(list(values), dim=1).numpy() for name, values in self.tokens.items()}
 
 
@@ -162,30 +164,49 @@ class ADAgent:
         state.awaiting_reward = True
         return (actions if vectorized else actions[0]), state
 
-    def observe(self, reward, done=None, state: ADContext | None = None) -> None:
-        """Give the agent the reward(s) its last action(s) earned, and whether the episode ended."""
+    def observe(self, reward, done=None, state: ADContext | None = None, next_obs=None) -> None:
+        """Give the agent the reward(s) its last action(s) earned, and whether the episode ended.
+
+        ``next_obs``: the observation(s) ``env.step`` returned, before any reset. Models trained
+        with ``final_obs`` read it where an episode ended (the view it ended on) and need it there.
+        """
         state = state or self._active
         if state is None or not state.awaiting_reward:
             raise RuntimeError("observe() must follow predict(): there is no action awaiting its reward")
         rewards = np.asarray(reward, dtype=np.float32).reshape(-1)
         if rewards.shape[0] != state.n_envs:
             raise ValueError(f"got {rewards.shape[0]} rewards for {state.n_envs} envs")
+        ended = np.zeros(state.n_envs, dtype=bool) if done is None else np.asarray(done, dtype=bool).reshape(-1)
+        if ended.shape[0] != state.n_envs:
+            raise ValueError(f"got {ended.shape[0]} done flags for {state.n_envs} envs")
+        if self.config.final_obs and ended.any():
+            if next_obs is None:
+                raise ValueError(
+                    "this model reads the view each episode ended on: pass the observation env.step returned, "
+                    "agent.observe(reward, done, next_obs=obs), before resetting the env"
+                )
+            final, _ = self._check_observation(next_obs, state.n_envs)
+            state.final_obs[ended] = final[ended]
         state.prev_actions = state.last_actions.copy()
         state.prev_rewards = rewards.copy()
         state.steps = state.steps + 1
-        if done is not None:
-            state.steps[np.asarray(done, dtype=bool).reshape(-1)] = 0
+        state.steps[ended] = 0
         state.awaiting_reward = False
 
     # -- internals -------------------------------------------------------------------------
 
     def _token(self, state: ADContext, obs: np.ndarray) -> dict[str, torch.Tensor]:
-        return {
+        token = {
             "obs": torch.from_numpy(obs),
             "prev_actions": torch.from_numpy(state.prev_actions),
             "prev_rewards": torch.from_numpy(state.prev_rewards),
             "steps": torch.from_numpy(np.minimum(state.steps, self.config.max_episode_steps - 1)),
         }
+        if self.config.final_obs:
+            if state.final_obs is None:  # same shape and dtype as the observations
+                state.final_obs = np.zeros_like(obs)
+            token["final_obs"] = torch.from_numpy(state.final_obs.copy())
+        return token
 
     @torch.inference_mode()
     def _logits(self, state: ADContext, obs: np.ndarray) -> torch.Tensor:
@@ -202,7 +223,7 @@ class ADAgent:
         sequence = {name: torch.stack(list(values), dim=1) for name, values in state.tokens.items()}
         return self.model(**sequence)[:, -1]
 
-    def _check_observation(self, observation) -> tuple[np.ndarray, bool]:
+    def _check_observation(self, observation, n_envs: int | None = None) -> tuple[np.ndarray, bool]:
         obs = np.asarray(observation)
         shape = self.observation_space.shape
         if obs.shape == shape:
@@ -213,6 +234,8 @@ class ADAgent:
             raise ValueError(
                 f"observation of shape {obs.shape} does not fit {self.env_id}: expected {shape} or (n_envs, *{shape})"
             )
+        if n_envs is not None and obs.shape[0] != n_envs:
+            raise ValueError(f"got {obs.shape[0]} observations for a context of {n_envs} envs")
         if self.config.image_shape is not None:
             if obs.dtype != np.uint8:
                 raise TypeError(f"{self.env_id} observations are uint8 images; got dtype {obs.dtype}")

@@ -31,7 +31,7 @@ class RandomAgent:
         actions = self.rng.integers(self.n_actions, size=n or 1)
         return (actions if n else actions[0]), state
 
-    def observe(self, reward, done=None, state=None):
+    def observe(self, reward, done=None, state=None, next_obs=None):
         pass
 
 
@@ -57,7 +57,7 @@ class GridOracle:
         actions = np.select([dx < 0, dx > 0, dy < 0, dy > 0], [LEFT, RIGHT, UP, DOWN], default=NOOP)
         return (actions if np.asarray(observation).ndim == 2 else actions[0]), state
 
-    def observe(self, reward, done=None, state=None):
+    def observe(self, reward, done=None, state=None, next_obs=None):
         paid = np.asarray(reward).reshape(-1) > 0
         self.stage = np.minimum(self.stage + paid, self.targets.shape[1] - 1)
         if done is not None:
@@ -81,7 +81,7 @@ class PlanOracle:
         actions = np.array([plan[min(t, len(plan) - 1)] for plan, t in zip(self.plans, self.t)], dtype=np.int64)
         return (actions if len(np.shape(observation)) == 4 else actions[0]), state
 
-    def observe(self, reward, done=None, state=None):
+    def observe(self, reward, done=None, state=None, next_obs=None):
         self.t += 1
         if done is not None:
             self.t[np.asarray(done, dtype=bool).reshape(-1)] = 0
@@ -113,7 +113,7 @@ class BestArmOracle:
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
         return (self.best.copy() if np.asarray(observation).ndim == 2 else self.best[0]), state
 
-    def observe(self, reward, done=None, state=None):
+    def observe(self, reward, done=None, state=None, next_obs=None):
         pass
 
 
@@ -167,7 +167,7 @@ class UCBAgent:
         self._last = actions
         return (actions if obs.ndim == 2 else actions[0]), state
 
-    def observe(self, reward, done=None, state=None):
+    def observe(self, reward, done=None, state=None, next_obs=None):
         rows = np.arange(len(self._last))
         self.pulls[rows, self._last] += 1
         self.totals[rows, self._last] += np.asarray(reward, dtype=np.float64).reshape(-1)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 
 class ADContextWrapper(VecEnvWrapper):
-    """Pass every step's rewards and episode ends to ``agent.observe``.
+    """Pass every step's rewards, episode ends and the views episodes ended on to ``agent.observe``.
 
     SB3's ``evaluate_policy`` (and any loop built on ``predict``) never hands rewards to the
     policy; with this wrapper it works unchanged, for any number of envs:
@@ -31,5 +32,10 @@ class ADContextWrapper(VecEnvWrapper):
 
     def step_wait(self):
         obs, rewards, dones, infos = self.venv.step_wait()
-        self.agent.observe(rewards, dones)
+        # A VecEnv resets an ended env at once; the view it ended on is in the step's info.
+        next_obs = np.array(obs, copy=True)
+        for i in np.flatnonzero(dones):
+            if "terminal_observation" in infos[i]:
+                next_obs[i] = infos[i]["terminal_observation"]
+        self.agent.observe(rewards, dones, next_obs=next_obs)
         return obs, rewards, dones, infos

@@ -11,13 +11,21 @@ observations   (streams, steps, *obs_shape)     the observation each action was 
 actions        (streams, steps, *action_shape)  the action taken
 rewards        (streams, steps) float32         the env's reward, as the env returned it
 dones          (streams, steps) bool            True where an episode ended after this step
+next_obs...    (streams, steps, *obs_shape)     optional ``next_observations``: the observation
+                                                each action led to; where an episode ended, the
+                                                one it ended on (SB3's ``terminal_observation``)
 metadata       (bytes,) uint8                   UTF-8 JSON: format, env_id, task, source, seed,
                                                 ad_gym version, ...
 ============== ================================ ===============================================
 
+``next_observations`` repeats ``observations[:, t + 1]`` inside an episode; what it adds is the
+view each episode ended on, which the env's reset replaces before the next action is chosen
+(Watermaze ends on its platform, so only there is the platform ever seen). Files collected
+before ad-gym recorded it lack the key and still load, with ``next_observations`` None.
+
 Pixel histories (observations of two or more dimensions, such as Watermaze's images) store each
 distinct observation once: ``observation_table (K, *obs_shape)`` and ``observations (streams,
-steps)`` holding row numbers of that table. `History.observations` hides this: it is then an
+steps)`` (and ``next_observations``) holding row numbers of that table. `History.observations` hides this: it is then an
 `IndexedObservations`, which indexes like the full array and decodes only what is asked for.
 
 Integer arrays are stored in the smallest integer type that holds their values. Files are
@@ -42,6 +50,7 @@ FORMAT = "ad_gym.history"
 FORMAT_VERSION = 1
 SUFFIX = ".npz"
 ARRAY_KEYS = ("observations", "actions", "rewards", "dones")
+NEXT_OBSERVATIONS = "next_observations"  # optional: histories recorded before it lack it
 
 
 class HistoryFileError(ValueError):
@@ -101,10 +110,19 @@ class History:
     dones: np.ndarray  # (streams, steps) bool: an episode ended after this step
     metadata: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    # (streams, steps, *obs_shape): the observation each action led to, before any reset; None in
+    # histories recorded without it.
+    next_observations: np.ndarray | IndexedObservations | None = None
 
     def __post_init__(self):
         self.task = normalize_task(self.task)
-        _check_arrays(self.observations, self.actions, self.rewards, self.dones, where=str(self.path or "history"))
+        where = str(self.path or "history")
+        _check_arrays(self.observations, self.actions, self.rewards, self.dones, where=where)
+        if self.next_observations is not None and self.next_observations.shape != self.observations.shape:
+            raise ValueError(
+                f"{where}: next_observations has shape {self.next_observations.shape}, expected "
+                f"{self.observations.shape} like observations"
+            )
 
     @property
     def env_id(self) -> str | None:
@@ -138,13 +156,14 @@ def save_history(history: History, path: str | os.PathLike) -> Path:
     if path.suffix != SUFFIX:
         raise ValueError(f"history files end in {SUFFIX!r}, got {str(path)!r}")
     metadata = {"format": FORMAT, "format_version": FORMAT_VERSION, **history.metadata, "task": history.task}
-    observations = history.observations
-    if isinstance(observations, np.ndarray) and observations.ndim >= 4:  # pixels: each distinct image once
-        observations = IndexedObservations.from_array(observations)
+    observations, next_observations = _shared_table(history.observations, history.next_observations)
     table = {}
     if isinstance(observations, IndexedObservations):
         table = {"observation_table": observations.table}
         observations = observations.index
+        next_observations = None if next_observations is None else next_observations.index
+    if next_observations is not None:
+        table[NEXT_OBSERVATIONS] = _compact(next_observations)
     arrays = {
         **table,
         "observations": _compact(observations),
@@ -169,9 +188,12 @@ def read_history(path: str | os.PathLike) -> History:
             missing = [k for k in (*ARRAY_KEYS, "metadata") if k not in data.files]
             if missing:
                 raise HistoryFileError(f"{path} is not an ad-gym history file: it lacks {missing}")
-            arrays = {k: data[k] for k in ARRAY_KEYS}
+            arrays = {k: data[k] for k in (*ARRAY_KEYS, NEXT_OBSERVATIONS) if k in data.files}
             if "observation_table" in data.files:
-                arrays["observations"] = _indexed(path, data["observation_table"], arrays["observations"])
+                table = data["observation_table"]
+                for key in ("observations", NEXT_OBSERVATIONS):
+                    if key in arrays:
+                        arrays[key] = _indexed(path, table, arrays[key])
             metadata = json.loads(data["metadata"].tobytes().decode())
     except HistoryFileError:
         raise
@@ -234,6 +256,27 @@ def load_histories(path: str | os.PathLike, env_id: str | None = None) -> list[H
         check_one_env(histories, repr(str(path)))
     histories.sort(key=lambda h: (h.metadata.get("task_index", 0), str(h.path)))
     return histories
+
+
+def _shared_table(observations, next_observations):
+    """Pixel observations (and next observations) as `IndexedObservations` over one table, so a
+    view seen both as an observation and as a next observation is stored once; others unchanged."""
+    pixels = observations.ndim >= 4
+    if not pixels:
+        return observations, next_observations
+    if next_observations is None:
+        if isinstance(observations, np.ndarray):
+            observations = IndexedObservations.from_array(observations)
+        return observations, None
+    if (
+        isinstance(observations, IndexedObservations)
+        and isinstance(next_observations, IndexedObservations)
+        and observations.table is next_observations.table
+    ):
+        return observations, next_observations
+    both = IndexedObservations.from_array(np.concatenate([np.asarray(observations), np.asarray(next_observations)], axis=1))
+    steps = observations.shape[1]
+    return IndexedObservations(both.table, both.index[:, :steps]), IndexedObservations(both.table, both.index[:, steps:])
 
 
 def _indexed(path: Path, table: np.ndarray, index: np.ndarray) -> IndexedObservations:

@@ -4,8 +4,10 @@ Each stream of each history becomes one long token sequence: its episodes, optio
 k-th of them (the paper's subsampling, which makes the distilled learner faster than its source),
 in time order. Token t holds what the agent knew when it chose action t (see
 `ad_gym.models.transformer`): observation o_t, previous action and reward (across episode
-boundaries, so the last reward of an episode reaches the next one), and the step of o_t in its
-episode. `SequenceSampler` draws fixed-length segments uniformly from all streams.
+boundaries, so the last reward of an episode reaches the next one), the step of o_t in its
+episode and, where the histories recorded it, the observation the previous action led to (at an
+episode's first token, the view the previous episode ended on). `SequenceSampler` draws
+fixed-length segments uniformly from all streams.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ class TokenSequences:
     starts: np.ndarray  # (S,) first token of each stream
     ends: np.ndarray  # (S,)
     obs_table: np.ndarray | None = None  # (K, H, W, C) uint8: every distinct image, for pixel envs
+    # (N, D) or (N,) rows like obs: what the previous action led to, so at an episode's first token
+    # the view the previous episode ended on (elsewhere o_t itself). None if a history lacks it.
+    final_obs: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -61,14 +66,22 @@ def stream_tokens(
     index = np.concatenate([np.arange(a, b) for a, b in bounds])
     actions = history.actions[stream][index].astype(np.int64).reshape(len(index))
     rewards = history.rewards[stream][index].astype(np.float32)
-    if isinstance(history.observations, IndexedObservations):  # pixels: rows of the history's table
-        obs = history.observations.index[stream][index].astype(np.int64)
-    else:
-        obs = history.observations[stream][index].astype(np.int64).reshape(len(index), -1)
+    obs = _token_observations(history.observations, stream, index)
     steps = np.concatenate([np.arange(b - a) for a, b in bounds])
     prev_actions = np.concatenate([[n_actions], actions[:-1]])
     prev_rewards = np.concatenate([[0.0], rewards[:-1]]).astype(np.float32)
-    return obs, prev_actions, prev_rewards, steps, actions
+    final_obs = None
+    if history.next_observations is not None:
+        led_to = _token_observations(history.next_observations, stream, index)
+        final_obs = np.concatenate([obs[:1], led_to[:-1]])  # the first token follows nothing: its own
+    return obs, prev_actions, prev_rewards, steps, actions, final_obs
+
+
+def _token_observations(observations, stream: int, index: np.ndarray) -> np.ndarray:
+    """(N, D) int64 observations of one stream's kept steps; for pixels (N,) rows of the table."""
+    if isinstance(observations, IndexedObservations):
+        return observations.index[stream][index].astype(np.int64)
+    return observations[stream][index].astype(np.int64).reshape(len(index), -1)
 
 
 def build_sequences(
@@ -87,7 +100,10 @@ def build_sequences(
             tokens = stream_tokens(h, s, n_actions, every_k, max_episodes, last_episodes)
             if tokens is not None:
                 # Pixel tokens point into one table made of every history's table, one after another.
-                parts.append((tokens[0] + offset, *tokens[1:]) if indexed else tokens)
+                if indexed:
+                    final = None if tokens[5] is None else tokens[5] + offset
+                    tokens = (tokens[0] + offset, *tokens[1:5], final)
+                parts.append(tokens)
         if indexed:
             tables.append(h.observations.table)
             offset += len(h.observations.table)
@@ -97,8 +113,12 @@ def build_sequences(
         raise ValueError("the histories mix pixel and integer observations")
     lengths = np.array([len(p[4]) for p in parts])
     ends = np.cumsum(lengths)
-    columns = [np.concatenate(column) for column in zip(*parts)]
-    return TokenSequences(*columns, starts=ends - lengths, ends=ends, obs_table=np.concatenate(tables) if tables else None)
+    columns = [np.concatenate(column) for column in zip(*(p[:5] for p in parts))]
+    finals = [p[5] for p in parts]
+    final_obs = None if any(f is None for f in finals) else np.concatenate(finals)
+    return TokenSequences(
+        *columns, starts=ends - lengths, ends=ends, obs_table=np.concatenate(tables) if tables else None, final_obs=final_obs
+    )
 
 
 class SequenceSampler:
@@ -124,6 +144,8 @@ class SequenceSampler:
             "steps": torch.from_numpy(sequences.steps),
             "actions": torch.from_numpy(sequences.actions),
         }
+        if sequences.final_obs is not None:
+            self.tensors["final_obs"] = torch.from_numpy(sequences.final_obs)
 
     @property
     def n_segments(self) -> int:
@@ -134,5 +156,12 @@ class SequenceSampler:
         index = torch.from_numpy(self.first)[pick][:, None] + torch.arange(self.seq_len)  # (B, T)
         batch = {name: tensor[index] for name, tensor in self.tensors.items()}
         if self.obs_table is not None:
-            batch["obs"] = self.obs_table[batch["obs"]]  # (B, T) rows -> (B, T, H, W, C) pixels
+            for name in ("obs", "final_obs"):
+                if name in batch:
+                    batch[name] = self.obs_table[batch[name]]  # (B, T) rows -> (B, T, H, W, C) pixels
         return batch
+
+    @property
+    def has_final_obs(self) -> bool:
+        """Whether the segments carry the view each episode ended on (see TokenSequences)."""
+        return "final_obs" in self.tensors

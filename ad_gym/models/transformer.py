@@ -2,7 +2,8 @@
 
 One token per transition. Token t embeds what the agent knows when it picks action a_t: the
 observation o_t, the previous action a_{t-1}, the reward r_{t-1} that action earned, and the
-step of o_t within its episode. The model predicts a_t from token t and the tokens before it.
+step of o_t within its episode (options: also o_{t-1}; at an episode's first token, also the view
+the previous episode ended on). The model predicts a_t from token t and the tokens before it.
 
 Attention is causal and *banded*: every token attends to itself and the ``context_len - 1``
 tokens before it, with a learned bias per head and distance instead of absolute positions.
@@ -40,6 +41,10 @@ class ADConfig:
     # the reward arrives in the next episode's first token, one token after the view it was earned
     # from: with this, the two share a token.
     prev_obs: bool = False
+    # The first token of each episode also embeds the observation the previous episode ended on.
+    # Where an episode ends on its reward (Watermaze's platform) that view is otherwise never seen:
+    # the reset replaces it before the next action is chosen.
+    final_obs: bool = False
 
     def __post_init__(self):
         self.obs_nvec = tuple(int(n) for n in self.obs_nvec)
@@ -55,8 +60,9 @@ class ADConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.prev_obs, bool):
-            raise TypeError(f"prev_obs must be a bool, got {self.prev_obs!r}")
+        for name in ("prev_obs", "final_obs"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         for name in ("dropout", "attn_dropout", "token_mask_prob"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
@@ -200,6 +206,8 @@ class ADTransformer(nn.Module):
             self.obs_embedding = nn.Embedding(sum(config.obs_nvec), C)
         if config.prev_obs:
             self.prev_obs_projection = nn.Linear(C, C)
+        if config.final_obs:
+            self.final_obs_projection = nn.Linear(C, C)
         self.action_embedding = nn.Embedding(config.n_actions + 1, C)  # last row: no previous action
         self.reward_embedding = nn.Linear(1, C)
         self.step_embedding = nn.Embedding(config.max_episode_steps, C)
@@ -216,28 +224,39 @@ class ADTransformer(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def embed(self, obs, prev_actions, prev_rewards, steps, last_obs=None) -> tuple[torch.Tensor, torch.Tensor]:
+    def observation_features(self, obs: torch.Tensor) -> torch.Tensor:
+        """(..., D) long or (..., H, W, C) uint8 observations -> (..., C) features."""
+        if self.config.image_shape is not None:
+            lead = obs.shape[:-3]
+            return self.image_encoder(obs.reshape(-1, *obs.shape[-3:])).view(*lead, -1)
+        return self.obs_embedding(obs + self.obs_offsets).sum(dim=-2)
+
+    def embed(self, obs, prev_actions, prev_rewards, steps, last_obs=None, final_obs=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Tokens (B, T, C) and the observations' own features (B, T, C).
 
         obs: (B, T, D) long, or (B, T, H, W, C) uint8 pixels; prev_actions, steps: (B, T) long
         (n_actions = none); prev_rewards: (B, T) float; last_obs: (B, C) features of the
-        observation before obs[:, 0] (prev_obs models; zeros where None).
+        observation before obs[:, 0] (prev_obs models; zeros where None); final_obs: like obs,
+        read only at the first token of an episode that follows another (final_obs models).
         """
-        if self.config.image_shape is not None:
-            B, T = obs.shape[:2]
-            features = self.image_encoder(obs.reshape(B * T, *obs.shape[2:])).view(B, T, -1)
-        else:
-            features = self.obs_embedding(obs + self.obs_offsets).sum(dim=2)
+        features = self.observation_features(obs)
         x = features + self.action_embedding(prev_actions) + self.reward_embedding(prev_rewards.unsqueeze(-1))
         x = x + self.step_embedding(steps.clamp(max=self.config.max_episode_steps - 1))
         if self.config.prev_obs:
             first = torch.zeros_like(features[:, :1]) if last_obs is None else last_obs[:, None]
             x = x + self.prev_obs_projection(torch.cat([first, features[:, :-1]], dim=1))
+        if self.config.final_obs:
+            if final_obs is None:
+                raise ValueError("this model embeds the view each episode ended on: pass final_obs")
+            after_end = (steps == 0) & (prev_actions < self.config.n_actions)  # (B, T)
+            ended = torch.zeros_like(x)
+            ended[after_end] = self.final_obs_projection(self.observation_features(final_obs[after_end]))
+            x = x + ended
         return self.dropout(x), features
 
-    def forward(self, obs, prev_actions, prev_rewards, steps) -> torch.Tensor:
+    def forward(self, obs, prev_actions, prev_rewards, steps, final_obs=None) -> torch.Tensor:
         """Logits (B, T, n_actions) of a_t for every token of the sequences."""
-        x, _ = self.embed(obs, prev_actions, prev_rewards, steps)
+        x, _ = self.embed(obs, prev_actions, prev_rewards, steps, final_obs=final_obs)
         B, T, _ = x.shape
         position = torch.arange(T, device=x.device)
         distance = position[:, None] - position[None, :]  # (T, T)
@@ -261,12 +280,15 @@ class ADTransformer(nn.Module):
         )
 
     @torch.no_grad()
-    def step(self, cache: KVCache, obs, prev_actions, prev_rewards, steps) -> torch.Tensor:
+    def step(self, cache: KVCache, obs, prev_actions, prev_rewards, steps, final_obs=None) -> torch.Tensor:
         """Logits (B, n_actions) for one new token per row, reusing and then updating ``cache``.
 
-        Inputs as in `forward` with T = 1 dropped: obs (B, D), the others (B,).
+        Inputs as in `forward` with T = 1 dropped: obs and final_obs (B, D), the others (B,).
         """
-        x, features = self.embed(obs[:, None], prev_actions[:, None], prev_rewards[:, None], steps[:, None], cache.last_obs)
+        final_obs = None if final_obs is None else final_obs[:, None]
+        x, features = self.embed(
+            obs[:, None], prev_actions[:, None], prev_rewards[:, None], steps[:, None], cache.last_obs, final_obs
+        )
         if cache.last_obs is not None:
             cache.last_obs = features[:, 0]
         c = self.config.context_len

@@ -14,26 +14,40 @@ from ad_gym.data.histories import IndexedObservations
 class HistoryBuffer:
     """The steps of a batch of streams, appended one vectorised step at a time.
 
-    ``observations`` are what each stream's action was chosen from; ``dones`` mark the last step
-    of an episode. Shared by the SB3 callback below and by non-SB3 sources such as UCB, so every
-    source's history has the same layout.
+    ``observations`` are what each stream's action was chosen from; ``next_observations`` what it
+    led to (where an episode ended, the view it ended on, before the reset); ``dones`` mark the
+    last step of an episode. Shared by the SB3 callback below and by non-SB3 sources such as UCB,
+    so every source's history has the same layout.
     """
 
     def __init__(self, observation_fn: Callable[[np.ndarray], np.ndarray] | None = None):
         self.observation_fn = observation_fn or (lambda obs: obs)
-        self._steps: dict[str, list[np.ndarray]] = {"observations": [], "actions": [], "rewards": [], "dones": []}
+        self._steps: dict[str, list[np.ndarray]] = {
+            "observations": [], "next_observations": [], "actions": [], "rewards": [], "dones": []
+        }
         # Pixel observations are kept once each (row of this table) and recorded as row numbers.
         self._rows: dict[bytes, int] = {}
         self._table: list[np.ndarray] = []
 
-    def add(self, observations: np.ndarray, actions: np.ndarray, rewards: np.ndarray, dones: np.ndarray) -> None:
-        observations = np.asarray(self.observation_fn(observations))
-        if observations.ndim >= 3:  # (n_streams, H, W, ...): images
-            observations = np.array([self._row(image) for image in observations], dtype=np.int64)
-        self._steps["observations"].append(np.array(observations, copy=True))
+    def add(
+        self,
+        observations: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        dones: np.ndarray,
+        next_observations: np.ndarray,
+    ) -> None:
+        self._steps["observations"].append(self._stored(observations))
+        self._steps["next_observations"].append(self._stored(next_observations))
         self._steps["actions"].append(np.array(actions, copy=True))  # (n_streams, *action_shape)
         self._steps["rewards"].append(np.array(rewards, dtype=np.float32, copy=True))
         self._steps["dones"].append(np.array(dones, dtype=bool, copy=True))
+
+    def _stored(self, observations: np.ndarray) -> np.ndarray:
+        observations = np.asarray(self.observation_fn(observations))
+        if observations.ndim >= 3:  # (n_streams, H, W, ...): images
+            return np.array([self._row(image) for image in observations], dtype=np.int64)
+        return np.array(observations, copy=True)
 
     def _row(self, image: np.ndarray) -> int:
         key = image.tobytes()
@@ -54,7 +68,9 @@ class HistoryBuffer:
             raise RuntimeError("nothing was recorded: the learner took no step")
         arrays = {name: np.stack(steps, axis=1) for name, steps in self._steps.items()}
         if self._table:
-            arrays["observations"] = IndexedObservations(np.stack(self._table), arrays["observations"])
+            table = np.stack(self._table)
+            for name in ("observations", "next_observations"):
+                arrays[name] = IndexedObservations(table, arrays[name])
         return arrays
 
 
@@ -92,9 +108,13 @@ class HistoryRecorder(BaseCallback):
         new_obs, actions = self.locals["new_obs"], self.locals["actions"]
         dones = self.locals["dones"]
         actions = np.asarray(actions).reshape(len(dones), *self._action_shape())
-        self.buffer.add(self._last_obs, actions, self.locals["rewards"], dones)
         # After an episode ends the VecEnv has already reset that stream, so new_obs holds the
-        # first observation of its next episode: exactly what the next action is chosen from.
+        # first observation of its next episode: exactly what the next action is chosen from. The
+        # view the episode ended on is in the step's info.
+        next_obs = np.array(new_obs, copy=True)
+        for i in np.flatnonzero(dones):
+            next_obs[i] = self.locals["infos"][i]["terminal_observation"]
+        self.buffer.add(self._last_obs, actions, self.locals["rewards"], dones, self._env_layout(next_obs))
         self._last_obs = self._env_layout(new_obs)
         return True
 

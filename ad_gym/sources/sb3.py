@@ -215,12 +215,13 @@ def _run_agent(env_id: str, task: dict[str, Any], agent, config: SourceConfig, s
     buffer = HistoryBuffer()
     for _ in range(config.total_steps // config.n_streams):
         actions, _ = agent.predict(obs)
-        rewards, dones, next_obs = np.zeros(len(envs), np.float32), np.zeros(len(envs), bool), obs.copy()
+        rewards, dones = np.zeros(len(envs), np.float32), np.zeros(len(envs), bool)
+        next_obs, following_obs = obs.copy(), obs.copy()  # what each action led to; what comes next
         for i, env in enumerate(envs):
-            o, rewards[i], terminated, truncated, _ = env.step(int(actions[i]))
+            next_obs[i], rewards[i], terminated, truncated, _ = env.step(int(actions[i]))
             dones[i] = terminated or truncated
-            next_obs[i] = env.reset()[0] if dones[i] else o
-        buffer.add(obs, actions, rewards, dones)
-        agent.observe(rewards, dones)
-        obs = next_obs
+            following_obs[i] = env.reset()[0] if dones[i] else next_obs[i]
+        buffer.add(obs, actions, rewards, dones, next_obs)
+        agent.observe(rewards, dones, next_obs=next_obs)
+        obs = following_obs
     return buffer.arrays()
