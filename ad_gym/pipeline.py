@@ -43,8 +43,16 @@ class Preset:
     eval_episodes: int = 100
     eval_seeds: tuple[int, ...] = (0, 1, 2, 3)
     train_tasks: int | None = None  # only the first N tasks of the train split (default: all)
+    # Independent source learners per train task (collection seeds seed, seed + 1, ...): AD sees
+    # several learning histories of each task, which it otherwise memorises when tasks are few.
+    # Held-out tasks keep one learner, so the source's curve there is unchanged.
+    train_learners: int = 1
     test_tasks: int | None = None  # only the first N held-out tasks, for collection and evaluation
     notes: str = ""
+
+    def __post_init__(self):
+        if isinstance(self.train_learners, bool) or not isinstance(self.train_learners, int) or self.train_learners < 1:
+            raise ValueError(f"train_learners must be a positive integer, got {self.train_learners!r}")
 
     def expert_config(self) -> TrainConfig:
         return dataclasses.replace(
@@ -106,6 +114,10 @@ _WATERMAZE_V1_SOURCE = SourceConfig(algo="ppo", n_streams=16, total_steps=12_800
 # Each token also embeds the previous view (prev_obs), so the token that carries a platform's
 # reward also holds the view it was earned from: 31-40 success 0.40 -> 0.49, recall 0.71 -> 0.78.
 _WATERMAZE_V1_TRAIN = dataclasses.replace(_WATERMAZE_TRAIN, prev_obs=True)
+# full: two PPO learners per training platform (AD otherwise memorises the 64 platforms: its
+# held-out loss climbs), each episode's first token also holds the view the previous one ended
+# on (the platform, which the reset hides otherwise), 5000 updates, 8 evaluation seeds.
+_WATERMAZE_V1_FULL_TRAIN = dataclasses.replace(_WATERMAZE_V1_TRAIN, final_obs=True, updates=5000, warmup=200)
 
 PRESETS: dict[str, dict[str, Preset]] = {
     "DarkRoom-v0": {
@@ -144,6 +156,11 @@ PRESETS: dict[str, dict[str, Preset]] = {
         "default": Preset(
             source=_WATERMAZE_V1_SOURCE, train=_WATERMAZE_V1_TRAIN, expert_source=_WATERMAZE_EXPERT, expert_episodes=None,
             expert_updates=500, eval_episodes=50, notes="2-core CPU, <= 45 minutes in all",
+        ),
+        "full": Preset(
+            source=_WATERMAZE_V1_SOURCE, train=_WATERMAZE_V1_FULL_TRAIN, train_learners=2, expert_source=_WATERMAZE_EXPERT,
+            expert_episodes=None, expert_updates=500, eval_episodes=50, eval_seeds=tuple(range(8)),
+            notes="2-core CPU, <= 90 minutes in all",
         ),
     },
     "AdversarialBandit-v0": {
@@ -196,12 +213,17 @@ def run_pipeline(
     eval_splits = family(env_id).eval_splits
     meter = StageMeter()
 
+    train_dirs = [out / "histories" / ("train" if k == 0 else f"train-learner{k + 1}") for k in range(preset.train_learners)]
     with meter.stage("collect"):
-        for split in ("train", *eval_splits):
+        for learner, folder in enumerate(train_dirs):
+            collect(
+                env_id, folder, split="train", config=preset.source, seed=seed + learner, max_tasks=preset.train_tasks,
+                workers=workers, progress=progress,
+            )
+        for split in eval_splits:
             collect(
                 env_id, out / "histories" / split, split=split, config=preset.source, seed=seed,
-                max_tasks=preset.train_tasks if split == "train" else preset.test_tasks, workers=workers,
-                progress=progress,
+                max_tasks=preset.test_tasks, workers=workers, progress=progress,
             )
 
         if preset.expert_source is not None:
@@ -211,14 +233,14 @@ def run_pipeline(
             )
 
     provenance = {"pipeline": {"env_id": env_id, "preset": preset_name, "seed": seed}}
-    train_dir, test_dir = out / "histories" / "train", out / "histories" / "test"
+    train_dir, test_dir = train_dirs[0], out / "histories" / "test"
     expert_dir = out / "histories" / "expert" if preset.expert_source is not None else train_dir
     ad_config = dataclasses.replace(preset.train, seed=seed)
     ed_config = dataclasses.replace(preset.expert_config(), seed=seed)
-    check_pipeline_data({("AD", "training"): (train_dir, ad_config), ("AD", "validation"): (test_dir, ad_config),
+    check_pipeline_data({("AD", "training"): (train_dirs, ad_config), ("AD", "validation"): (test_dir, ad_config),
                          ("ED", "training"): (expert_dir, ed_config), ("ED", "validation"): (test_dir, ed_config)})
     with meter.stage("train AD"):
-        ad_path = train(train_dir, out / "ad", ad_config, val_path=test_dir, progress=progress, provenance=provenance)
+        ad_path = train(train_dirs, out / "ad", ad_config, val_path=test_dir, progress=progress, provenance=provenance)
     with meter.stage("train ED"):
         ed_path = train(expert_dir, out / "ed", ed_config, val_path=test_dir, progress=progress, provenance=provenance)
 

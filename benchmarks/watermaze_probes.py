@@ -190,8 +190,10 @@ def losses(args) -> None:
     totals = {"before any find": [], "first episode after the first find": [], "later episodes": []}
     for start, end in zip(sequences.starts, sequences.ends):
         part = slice(start, end)
-        logits = model(torch.from_numpy(sequences.obs_table[sequences.obs[part]])[None],
-                       *(torch.from_numpy(a[part])[None] for a in (sequences.prev_actions, sequences.prev_rewards, sequences.steps)))
+        pixels = {name: torch.from_numpy(sequences.obs_table[rows[part]])[None]
+                  for name, rows in (("obs", sequences.obs), ("final_obs", sequences.final_obs)) if rows is not None}
+        logits = model(**pixels, **{name: torch.from_numpy(getattr(sequences, name)[part])[None]
+                                    for name in ("prev_actions", "prev_rewards", "steps")})
         loss = F.cross_entropy(logits[0], torch.from_numpy(sequences.actions[part]), reduction="none").numpy()
         episode = np.cumsum(sequences.steps[part] == 0) - 1  # episode of each token
         rewarded = np.zeros(episode[-1] + 1, dtype=bool)

@@ -5,7 +5,9 @@ import dataclasses
 import numpy as np
 import pytest
 
+from ad_gym.checkpoints import load_checkpoint
 from ad_gym.cli import main
+from ad_gym.data.histories import load_histories
 from ad_gym.envs.tasks import family
 from ad_gym.pipeline import PRESETS, Preset, run_pipeline
 from ad_gym.sources.sb3 import SourceConfig
@@ -70,3 +72,17 @@ def test_too_short_expert_slice_fails_before_any_training(tmp_path):
         run_pipeline("DarkRoom-v0", preset, tmp_path, workers=1, progress=False)
     assert (tmp_path / "histories" / "train").is_dir()  # collection ran...
     assert not (tmp_path / "ad").exists()  # ...and AD training never started
+
+
+def test_several_learners_per_train_task(tmp_path):
+    preset = dataclasses.replace(TINY_PRESET, train_learners=2)
+    run_pipeline("DarkRoom-v0", preset, tmp_path, workers=1, progress=False)
+    first, second = (load_histories(tmp_path / "histories" / name) for name in ("train", "train-learner2"))
+    assert [h.task for h in first] == [h.task for h in second]  # the same tasks, other learners
+    assert [h.metadata["seed"] for h in first + second] == [0, 0, 1, 1]
+    assert not (first[0].actions == second[0].actions).all()
+    meta, _ = load_checkpoint(tmp_path / "ad" / "checkpoint.pt")
+    assert len(meta["train_tasks"]) == 4  # AD trained on both learners' histories
+    assert sorted(p.name for p in (tmp_path / "histories").iterdir()) == ["test", "train", "train-learner2"]
+    with pytest.raises(ValueError, match="train_learners must be a positive integer"):
+        dataclasses.replace(TINY_PRESET, train_learners=0)

@@ -81,16 +81,18 @@ def test_sequences_gather_pixels_from_one_table(pixel_histories):
         )
 
 
-def test_cnn_model_is_causal_and_its_cache_matches():
+@pytest.mark.parametrize("options", [{}, {"prev_obs": True, "final_obs": True}])
+def test_cnn_model_is_causal_and_its_cache_matches(options):
     config = ADConfig(obs_nvec=(), image_shape=(36, 36, 3), n_actions=3, max_episode_steps=50, context_len=6,
-                      n_layer=2, n_head=2, n_embd=32, ffn_dim=64)
+                      n_layer=2, n_head=2, n_embd=32, ffn_dim=64, **options)
     model = ADTransformer(config).eval()
     g = torch.Generator().manual_seed(0)
     tokens = {
         "obs": torch.randint(0, 256, (2, 15, 36, 36, 3), generator=g, dtype=torch.uint8),
         "prev_actions": torch.randint(0, 4, (2, 15), generator=g),
         "prev_rewards": torch.zeros(2, 15),
-        "steps": torch.arange(15).expand(2, 15),
+        "steps": torch.arange(15).remainder(7).expand(2, 15),  # episodes of 7 steps: 2 follow another
+        "final_obs": torch.randint(0, 256, (2, 15, 36, 36, 3), generator=g, dtype=torch.uint8),
     }
     full = model(**tokens)
     cache = model.new_cache(2)
@@ -101,10 +103,11 @@ def test_cnn_model_is_causal_and_its_cache_matches():
     torch.testing.assert_close(model(**changed)[:, :10], full[:, :10])
 
 
-def test_train_and_play_on_pixels(pixel_histories, tmp_path):
+@pytest.mark.parametrize("options", [{}, {"prev_obs": True, "final_obs": True}])
+def test_train_and_play_on_pixels(pixel_histories, tmp_path, options):
     root, _ = pixel_histories
     config = TrainConfig(context_len=20, seq_len=30, n_layer=1, n_head=2, n_embd=16, ffn_dim=32, batch_size=4,
-                         updates=3, warmup=1, eval_every=3, checkpoint_every=3, threads=1)
+                         updates=3, warmup=1, eval_every=3, checkpoint_every=3, threads=1, **options)
     agent = ADAgent.load(train(root, tmp_path / "run", config, progress=False), seed=0)
     assert agent.config.image_shape == (36, 36, 3)
     env = gym.make(ENV_ID, **ad_gym.tasks(ENV_ID, "test")[0])
@@ -113,9 +116,10 @@ def test_train_and_play_on_pixels(pixel_histories, tmp_path):
     for _ in range(60):
         action, state = agent.predict(obs, state)
         obs, reward, terminated, truncated, _ = env.step(action)
-        agent.observe(reward, terminated or truncated)
+        agent.observe(reward, terminated or truncated, next_obs=obs)
         if terminated or truncated:
             obs, _ = env.reset()
+    assert agent.config.final_obs == options.get("final_obs", False)
     actions, _ = agent.predict(np.stack([obs, obs]), None)  # a batch of two frames
     assert actions.shape == (2,)
     with pytest.raises(TypeError, match="uint8 images"):

@@ -228,7 +228,7 @@ class ADTransformer(nn.Module):
         """(..., D) long or (..., H, W, C) uint8 observations -> (..., C) features."""
         if self.config.image_shape is not None:
             lead = obs.shape[:-3]
-            return self.image_encoder(obs.reshape(-1, *obs.shape[-3:])).view(*lead, -1)
+            return self.image_encoder(obs.reshape(-1, *obs.shape[-3:])).view(*lead, self.config.n_embd)
         return self.obs_embedding(obs + self.obs_offsets).sum(dim=-2)
 
     def embed(self, obs, prev_actions, prev_rewards, steps, last_obs=None, final_obs=None) -> tuple[torch.Tensor, torch.Tensor]:
