@@ -1,32 +1,33 @@
 """The learning-history file format: one compressed ``.npz`` file per task.
 
 A history is everything one source learner did on one task, stream by stream, in time order.
-Each file holds five arrays and a JSON metadata blob, and is read with ``allow_pickle=False``,
-so loading a file never runs code from it:
+Each file holds four arrays (five with ``next_observations``) and a JSON metadata blob, and is
+read with ``allow_pickle=False``, so loading a file never runs code from it:
 
-============== ================================ ===============================================
-key            shape                            meaning
-============== ================================ ===============================================
-observations   (streams, steps, *obs_shape)     the observation each action was chosen from
-actions        (streams, steps, *action_shape)  the action taken
-rewards        (streams, steps) float32         the env's reward, as the env returned it
-dones          (streams, steps) bool            True where an episode ended after this step
-next_obs...    (streams, steps, *obs_shape)     optional ``next_observations``: the observation
-                                                each action led to; where an episode ended, the
-                                                one it ended on (SB3's ``terminal_observation``)
-metadata       (bytes,) uint8                   UTF-8 JSON: format, env_id, task, source, seed,
-                                                ad_gym version, ...
-============== ================================ ===============================================
+================== ================================ ===========================================
+key                shape                            meaning
+================== ================================ ===========================================
+observations       (streams, steps, *obs_shape)     the observation each action was chosen from
+actions            (streams, steps, *action_shape)  the action taken
+rewards            (streams, steps) float32         the env's reward, as the env returned it
+dones              (streams, steps) bool            True where an episode ended after this step
+next_observations  (streams, steps, *obs_shape)     optional: what each action led to; where an
+                                                    episode ended, the view it ended on (SB3's
+                                                    ``terminal_observation``)
+metadata           (bytes,) uint8                   UTF-8 JSON: format, env_id, task, source,
+                                                    seed, ad_gym version, ...
+================== ================================ ===========================================
 
 ``next_observations`` repeats ``observations[:, t + 1]`` inside an episode; what it adds is the
-view each episode ended on, which the env's reset replaces before the next action is chosen
-(Watermaze ends on its platform, so only there is the platform ever seen). Files collected
-before ad-gym recorded it lack the key and still load, with ``next_observations`` None.
+view each episode ended on, which the env's reset replaces before the next action is chosen (a
+Watermaze episode ends on its platform, so the platform's own view is recorded only here). Files
+collected before ad-gym recorded it lack the key and still load, with ``next_observations`` None.
 
 Pixel histories (observations of two or more dimensions, such as Watermaze's images) store each
-distinct observation once: ``observation_table (K, *obs_shape)`` and ``observations (streams,
-steps)`` (and ``next_observations``) holding row numbers of that table. `History.observations` hides this: it is then an
-`IndexedObservations`, which indexes like the full array and decodes only what is asked for.
+distinct observation once: ``observation_table (K, *obs_shape)``, and ``observations`` and
+``next_observations`` ``(streams, steps)`` hold row numbers of that table. `History.observations`
+hides this: it is then an `IndexedObservations`, which indexes like the full array and decodes
+only what is asked for.
 
 Integer arrays are stored in the smallest integer type that holds their values. Files are
 written to a temporary name and renamed into place, so a file under its final name is always
