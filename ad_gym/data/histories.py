@@ -119,11 +119,14 @@ class History:
         self.task = normalize_task(self.task)
         where = str(self.path or "history")
         _check_arrays(self.observations, self.actions, self.rewards, self.dones, where=where)
-        if self.next_observations is not None and self.next_observations.shape != self.observations.shape:
-            raise ValueError(
-                f"{where}: next_observations has shape {self.next_observations.shape}, expected "
-                f"{self.observations.shape} like observations"
-            )
+        if self.next_observations is not None:
+            if self.next_observations.shape != self.observations.shape:
+                raise ValueError(
+                    f"{where}: next_observations has shape {self.next_observations.shape}, expected "
+                    f"{self.observations.shape} like observations"
+                )
+            # Pixels: both as rows of one table, which is how training reads them.
+            self.observations, self.next_observations = _shared_table(self.observations, self.next_observations)
 
     @property
     def env_id(self) -> str | None:
