@@ -15,6 +15,8 @@
     python benchmarks/watermaze_probes.py pose-probe runs/ret
     # how the episodes after a success end: found again, or how close the model came
     python benchmarks/watermaze_probes.py near-misses runs/ret
+    # what a folder of source histories shows per stream: success with and without an earlier one
+    python benchmarks/watermaze_probes.py source-recall runs/Watermaze-v1-default/histories/test
 
 benchmarks/results/watermaze_recipe.md records what these showed.
 """
@@ -254,6 +256,22 @@ def near_misses(args) -> None:
           + ", ".join(f"{d}: {n}" for d, n in enumerate(np.bincount(missed.astype(int))) if n))
 
 
+def source_recall(args) -> None:
+    """Per stream, over its first ``--episodes`` episodes: how often an episode succeeds with no
+    success earlier in the stream, right after a success, and after a failure once found."""
+    first_finds, after_success, after_failure = [], [], []
+    streams = [r[: args.episodes] > 0 for h in load_histories(args.histories) for r in h.episode_returns()]
+    for success in streams:
+        found = np.maximum.accumulate(success)  # a success at or before each episode
+        first_finds.append(success[np.concatenate([[True], ~found[:-1]])])
+        after_success.append(success[1:][success[:-1]])
+        after_failure.append(success[1:][~success[:-1] & found[:-1]])
+    first_finds, after_success, after_failure = (np.concatenate(x) for x in (first_finds, after_success, after_failure))
+    print(f"{len(streams)} streams, first {args.episodes} episodes each: with no success before, {first_finds.mean():.3f} "
+          f"succeed ({len(first_finds)} episodes); P(success | success before it) {after_success.mean():.3f}; "
+          f"P(success | failure, found earlier) {after_failure.mean():.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -285,6 +303,10 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=40)
     p.add_argument("--seeds", type=int, default=4)
     p.set_defaults(handler=near_misses)
+    p = commands.add_parser("source-recall", help="per stream: success before and after the stream's first")
+    p.add_argument("histories", type=Path, help="a folder of source histories")
+    p.add_argument("--episodes", type=int, default=30)
+    p.set_defaults(handler=source_recall)
     args = parser.parse_args()
     args.handler(args)
 
