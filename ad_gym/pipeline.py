@@ -56,7 +56,7 @@ class Preset:
 
     def expert_config(self) -> TrainConfig:
         return dataclasses.replace(
-            self.train, expert_episodes=self.expert_episodes, every_k=1, max_episodes=None, shared_finds=False,
+            self.train, expert_episodes=self.expert_episodes, every_k=1, max_episodes=None,
             updates=self.expert_updates or self.train.updates,
         )
 

@@ -58,9 +58,6 @@ class TrainConfig:
     token_mask_prob: float = _MODEL_DEFAULTS["token_mask_prob"]
     prev_obs: bool = _MODEL_DEFAULTS["prev_obs"]
     final_obs: bool = _MODEL_DEFAULTS["final_obs"]  # needs histories with next_observations
-    # Each stream's sequence also gets the other streams' rewarded episodes from before its own
-    # first reward (streams of an SB3 source share one learner; windows.shared_find_episodes).
-    shared_finds: bool = False
     # optimisation
     label_smoothing: float = 0.0
     batch_size: int = 16
@@ -83,7 +80,7 @@ class TrainConfig:
             value = getattr(self, f.name)
             if f.name in ("max_episodes", "expert_episodes", "threads") and value is None:
                 continue
-            if f.name in ("prev_obs", "final_obs", "shared_finds"):
+            if f.name in ("prev_obs", "final_obs"):
                 if not isinstance(value, bool):
                     raise TypeError(f"TrainConfig.{f.name} must be a bool, got {value!r}")
                 continue
@@ -151,18 +148,7 @@ def _histories(source: str | os.PathLike | list[str | os.PathLike | History]) ->
 def sequence_sampler(histories: list[History], config: TrainConfig, n_actions: int, generator: torch.Generator) -> SequenceSampler:
     """The training segments that ``config`` selects from ``histories``; a ValueError if there are none
     or if ``config.final_obs`` asks for the views episodes ended on and a history lacks them."""
-    if config.shared_finds:
-        from ad_gym.sources.sb3 import AGENT_SOURCES
-
-        independent = sorted({str(h.metadata.get("source", {}).get("algo")) for h in histories} & set(AGENT_SOURCES))
-        if independent:
-            raise ValueError(
-                f"shared_finds inserts episodes of streams that share one learner (SB3 sources); {independent} "
-                "histories hold independent streams"
-            )
-    sequences = build_sequences(
-        histories, n_actions, config.every_k, config.max_episodes, config.expert_episodes, config.shared_finds
-    )
+    sequences = build_sequences(histories, n_actions, config.every_k, config.max_episodes, config.expert_episodes)
     sampler = SequenceSampler(sequences, config.seq_len, generator)
     if config.final_obs and not sampler.has_final_obs:
         lacking = [str(h.path or h.task) for h in histories if h.next_observations is None]

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-import ad_gym
 from ad_gym.checkpoints import load_checkpoint
 from ad_gym.cli import main
 from ad_gym.data.histories import load_histories
@@ -88,31 +87,6 @@ def test_final_obs_needs_histories_with_next_observations(tiny_histories, tmp_pa
     with pytest.raises(ValueError, match="recorded without next_observations"):
         train(old, tmp_path / "run", dataclasses.replace(TINY_TRAIN, final_obs=True), progress=False)
     assert not (tmp_path / "run").exists()
-
-
-def test_shared_finds_put_the_other_streams_rewarded_episodes_before_a_streams_first_reward(tmp_path):
-    # 3 streams of four 3-step episodes; each observation is (stream, step). Stream 1 is paid in
-    # its episode 0 (steps 0-2), stream 2 in episode 1 (3-5), stream 0 first in episode 2 (6-8).
-    streams, steps = 3, 12
-    observations = np.stack(np.meshgrid(np.arange(streams), np.arange(steps), indexing="ij"), axis=-1)
-    rewards = np.zeros((streams, steps), np.float32)
-    rewards[1, 2] = rewards[2, 5] = rewards[0, 8] = rewards[0, 11] = 1.0
-    history = ad_gym.History(
-        task={"goal": (1, 2)}, observations=observations, actions=np.zeros((streams, steps), np.int64), rewards=rewards,
-        dones=np.tile(np.arange(steps) % 3 == 2, (streams, 1)), metadata={"env_id": "DarkRoom-v0", "source": {"algo": "a2c"}},
-    )
-    sequences = build_sequences([history], n_actions=5, shared_finds=True)
-    episodes = [sequences.obs[a:b].reshape(-1, 3, 2)[:, 0] for a, b in zip(sequences.starts, sequences.ends)]  # (stream, start)
-    # stream 0: its own episodes, with stream 1's paid episode 0 (ended at step 3) before its episode
-    # starting at 3, and stream 2's (ended at 6) before the one starting at 6; none after its own reward
-    assert episodes[0].tolist() == [[0, 0], [1, 0], [0, 3], [2, 3], [0, 6], [0, 9]]
-    assert episodes[1].tolist() == [[1, 0], [1, 3], [1, 6], [1, 9]]  # paid first: nothing to add
-    assert episodes[2].tolist() == [[2, 0], [1, 0], [2, 3], [2, 6], [2, 9]]
-    plain = build_sequences([history], n_actions=5)
-    assert len(plain) == 36 and len(sequences) == 36 + 9
-    ucb = dataclasses.replace(history, metadata={"env_id": "DarkRoom-v0", "source": {"algo": "ucb"}})
-    with pytest.raises(ValueError, match="share one learner"):
-        train([ucb], tmp_path / "run", dataclasses.replace(TINY_TRAIN, shared_finds=True), progress=False)
 
 
 def test_sequences_follow_the_history_and_subsample_episodes(tiny_histories):

@@ -53,67 +53,35 @@ def stream_tokens(
     every_k: int = 1,
     max_episodes: int | None = None,
     last_episodes: int | None = None,
-    shared_finds: bool = False,
 ):
     """Token arrays of one stream, keeping episodes 0, k, 2k, ... (the first ``max_episodes`` kept).
 
     ``last_episodes`` keeps only that many final episodes instead: the near-expert end of the
-    history, which is what expert distillation (ED) trains on. ``shared_finds`` adds other
-    streams' rewarded episodes before the stream's own first reward (see `shared_find_episodes`).
+    history, which is what expert distillation (ED) trains on.
     """
     bounds = episode_bounds(history.dones[stream])
     bounds = bounds[-last_episodes:] if last_episodes else bounds[::every_k][:max_episodes]
     if not bounds:
         return None
-    pieces = [(stream, a, b) for a, b in bounds]
-    if shared_finds and not last_episodes:
-        pieces = with_shared_finds(pieces, shared_find_episodes(history, stream))
-    where = (np.concatenate([np.full(b - a, s) for s, a, b in pieces]), np.concatenate([np.arange(a, b) for _, a, b in pieces]))
-    actions = history.actions[where].astype(np.int64).reshape(len(where[0]))
-    rewards = history.rewards[where].astype(np.float32)
-    obs = _token_observations(history.observations, where)
-    steps = np.concatenate([np.arange(b - a) for _, a, b in pieces])
+    index = np.concatenate([np.arange(a, b) for a, b in bounds])
+    actions = history.actions[stream][index].astype(np.int64).reshape(len(index))
+    rewards = history.rewards[stream][index].astype(np.float32)
+    obs = _token_observations(history.observations, stream, index)
+    steps = np.concatenate([np.arange(b - a) for a, b in bounds])
     prev_actions = np.concatenate([[n_actions], actions[:-1]])
     prev_rewards = np.concatenate([[0.0], rewards[:-1]]).astype(np.float32)
     final_obs = None
     if history.next_observations is not None:
-        led_to = _token_observations(history.next_observations, where)
+        led_to = _token_observations(history.next_observations, stream, index)
         final_obs = np.concatenate([obs[:1], led_to[:-1]])  # the first token follows nothing: its own
     return obs, prev_actions, prev_rewards, steps, actions, final_obs
 
 
-def shared_find_episodes(history: History, stream: int) -> list[tuple[int, int, int]]:
-    """(stream, start, end) of the other streams' rewarded episodes that ended before ``stream``'s
-    own first rewarded episode began, in the order they ended.
-
-    The streams of an SB3 source share one learner: a stream often succeeds on its first try
-    because the learner was paid in another stream. These episodes are that cause.
-    """
-    def rewarded(s):
-        return [(s, a, b) for a, b in episode_bounds(history.dones[s]) if history.rewards[s, a:b].sum() > 0]
-
-    own = rewarded(stream)
-    deadline = own[0][1] if own else history.n_steps  # when the stream's first rewarded episode began
-    others = [e for s in range(history.n_streams) if s != stream for e in rewarded(s) if e[2] <= deadline]
-    return sorted(others, key=lambda e: (e[2], e[0]))
-
-
-def with_shared_finds(pieces: list[tuple[int, int, int]], finds: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
-    """``pieces`` (one stream's kept episodes) with each of ``finds`` inserted before the first
-    kept episode that started after it ended (streams step in lockstep, so steps are times)."""
-    merged, pending = [], list(finds)
-    for piece in pieces:
-        while pending and pending[0][2] <= piece[1]:
-            merged.append(pending.pop(0))
-        merged.append(piece)
-    return merged
-
-
-def _token_observations(observations, where: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """(N, D) int64 observations at ``where`` = (streams, steps); for pixels (N,) rows of the table."""
+def _token_observations(observations, stream: int, index: np.ndarray) -> np.ndarray:
+    """(N, D) int64 observations of one stream's kept steps; for pixels (N,) rows of the table."""
     if isinstance(observations, IndexedObservations):
-        return observations.index[where].astype(np.int64)
-    return np.asarray(observations[where]).astype(np.int64).reshape(len(where[0]), -1)
+        return observations.index[stream][index].astype(np.int64)
+    return observations[stream][index].astype(np.int64).reshape(len(index), -1)
 
 
 def build_sequences(
@@ -122,7 +90,6 @@ def build_sequences(
     every_k: int = 1,
     max_episodes: int | None = None,
     last_episodes: int | None = None,
-    shared_finds: bool = False,
 ) -> TokenSequences:
     if every_k < 1:
         raise ValueError(f"every_k must be a positive integer, got {every_k!r}")
@@ -130,7 +97,7 @@ def build_sequences(
     for h in histories:
         indexed = isinstance(h.observations, IndexedObservations)
         for s in range(h.n_streams):
-            tokens = stream_tokens(h, s, n_actions, every_k, max_episodes, last_episodes, shared_finds)
+            tokens = stream_tokens(h, s, n_actions, every_k, max_episodes, last_episodes)
             if tokens is not None:
                 # Pixel tokens point into one table made of every history's table, one after another.
                 if indexed:
