@@ -149,6 +149,8 @@ def sequence_sampler(histories: list[History], config: TrainConfig, n_actions: i
     """The training segments that ``config`` selects from ``histories``; a ValueError if there are none
     or if ``config.final_obs`` asks for the views episodes ended on and a history lacks them."""
     sequences = build_sequences(histories, n_actions, config.every_k, config.max_episodes, config.expert_episodes)
+    if not config.final_obs:  # a model without final_obs never reads them: do not gather them every batch
+        sequences.final_obs = None
     sampler = SequenceSampler(sequences, config.seq_len, generator)
     if config.final_obs and not sampler.has_final_obs:
         lacking = [str(h.path or h.task) for h in histories if h.next_observations is None]
