@@ -119,9 +119,8 @@ _WATERMAZE_V1_SOURCE = dataclasses.replace(_WATERMAZE_V1_PPO, hyperparams={**_WA
 # Each token also embeds the previous view (prev_obs), so the token that carries a platform's
 # reward also holds the view it was earned from: 31-40 success 0.40 -> 0.49, recall 0.71 -> 0.78.
 _WATERMAZE_V1_TRAIN = dataclasses.replace(_WATERMAZE_TRAIN, prev_obs=True, final_obs=True)
-# full: two PPO learners per training platform (AD otherwise memorises the 64 platforms: its
-# held-out loss climbs), each episode's first token also holds the view the previous one ended
-# on (the platform, which the reset hides otherwise), 5000 updates, 8 evaluation seeds.
+# full: the default's source and model with two PPO learners per training platform (AD otherwise
+# memorises the 64 platforms: its held-out loss climbs), 5000 updates, 8 evaluation seeds.
 _WATERMAZE_V1_FULL_TRAIN = dataclasses.replace(_WATERMAZE_V1_TRAIN, updates=5000, warmup=200)
 
 PRESETS: dict[str, dict[str, Preset]] = {
@@ -163,7 +162,7 @@ PRESETS: dict[str, dict[str, Preset]] = {
             expert_updates=500, eval_episodes=50, notes="2-core CPU, <= 45 minutes in all",
         ),
         "full": Preset(
-            source=_WATERMAZE_V1_PPO, train=_WATERMAZE_V1_FULL_TRAIN, train_learners=2, expert_source=_WATERMAZE_EXPERT,
+            source=_WATERMAZE_V1_SOURCE, train=_WATERMAZE_V1_FULL_TRAIN, train_learners=2, expert_source=_WATERMAZE_EXPERT,
             expert_episodes=None, expert_updates=500, eval_episodes=50, eval_seeds=tuple(range(8)),
             notes="2-core CPU, <= 90 minutes in all",
         ),
