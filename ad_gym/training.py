@@ -34,6 +34,13 @@ CHECKPOINT = "checkpoint.pt"
 _MODEL_DEFAULTS = {f.name: f.default for f in fields(ADConfig) if f.default is not MISSING and f.name != "image_shape"}
 
 
+# Fields that count something: integers, at least 1 (warmup and seed: at least 0).
+_COUNT_FIELDS = (
+    "every_k", "max_episodes", "expert_episodes", "context_len", "seq_len", "n_layer", "n_head", "n_embd", "ffn_dim",
+    "batch_size", "updates", "warmup", "eval_every", "val_batches", "checkpoint_every", "seed", "threads",
+)
+
+
 @dataclass
 class TrainConfig:
     """How to train: data selection, model architecture, optimisation, bookkeeping.
@@ -86,9 +93,22 @@ class TrainConfig:
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"TrainConfig.{f.name} must be a number, got {value!r}")
-        for name in ("every_k", "context_len", "seq_len", "batch_size", "updates", "eval_every", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)!r}")
+        for name in _COUNT_FIELDS:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not isinstance(value, int):
+                raise TypeError(f"TrainConfig.{name} must be an integer, got {value!r}")
+            lowest = 0 if name in ("warmup", "seed") else 1
+            if value < lowest:
+                raise ValueError(f"TrainConfig.{name} must be >= {lowest}, got {value!r}")
+        for name in ("dropout", "attn_dropout", "token_mask_prob", "label_smoothing"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"TrainConfig.{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if self.weight_decay < 0 or self.grad_clip <= 0:
+            raise ValueError(
+                f"weight_decay must be >= 0 and grad_clip > 0, got {self.weight_decay!r} and {self.grad_clip!r}"
+            )
         if self.seq_len < self.context_len:
             raise ValueError(f"seq_len ({self.seq_len}) must be >= context_len ({self.context_len})")
         if self.lr <= 0:

@@ -121,7 +121,11 @@ def test_learning_rate_warms_up_then_decays():
     assert lr_at(100, config) == pytest.approx(0.0)
 
 
-@pytest.mark.parametrize("kwargs", [{"every_k": 0}, {"context_len": 80, "seq_len": 40}, {"lr": -1.0}, {"batch_size": "32"}])
+@pytest.mark.parametrize("kwargs", [
+    {"every_k": 0}, {"context_len": 80, "seq_len": 40}, {"lr": -1.0}, {"batch_size": "32"}, {"batch_size": 2.5},
+    {"threads": -1}, {"expert_episodes": -1}, {"warmup": -1}, {"label_smoothing": 2.0}, {"dropout": 1.0},
+    {"grad_clip": 0.0},
+])
 def test_bad_train_config_is_refused(kwargs):
     with pytest.raises((ValueError, TypeError)):
         TrainConfig(**kwargs)
