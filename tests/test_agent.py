@@ -154,6 +154,26 @@ def test_predict_twice_without_reward_is_refused(agent):
         agent.predict(np.array([4, 4]), state)
 
 
+@pytest.mark.parametrize(
+    "reward, done, error",
+    [(float("nan"), False, ValueError), (None, False, ValueError), ("one", False, TypeError), (0.0, "False", TypeError)],
+)
+def test_bad_rewards_and_done_flags_are_refused_and_leave_the_context_intact(agent, reward, done, error):
+    _, state = agent.predict(np.array([4, 4]))
+    with pytest.raises(error):
+        agent.observe(reward, done, state)
+    agent.observe(0.0, False, state)  # the context still waits for this action's reward
+    agent.predict(np.array([4, 4]), state)  # sampling fails on NaN logits: the bad reward never got in
+
+
+def test_reset_between_predict_and_observe_starts_a_new_task(agent):
+    _, state = agent.predict(np.array([4, 4]))
+    agent.reset(state)
+    agent.predict(np.array([4, 4]), state)  # no pending reward from the old task
+    with pytest.raises(ValueError, match="env_indices"):
+        agent.reset(state, env_indices=[5])
+
+
 def test_checkpoint_for_another_env_is_refused(tiny_checkpoint):
     with pytest.raises(ValueError, match="DarkRoom-v0"):
         ADAgent.load(tiny_checkpoint, env_id="DarkRoomHard-v0")

@@ -111,7 +111,12 @@ class ADAgent:
         if state is None:
             return
         rows = np.zeros(state.n_envs, dtype=bool)
-        rows[np.arange(state.n_envs) if env_indices is None else np.asarray(env_indices)] = True
+        indices = np.arange(state.n_envs) if env_indices is None else np.asarray(env_indices).reshape(-1)
+        if indices.dtype.kind not in "iu" or ((indices < 0) | (indices >= state.n_envs)).any():
+            raise ValueError(f"env_indices must be integers in [0, {state.n_envs}), got {env_indices!r}")
+        rows[indices] = True
+        if rows.all():
+            state.awaiting_reward = False  # a new task: an action predicted before it earns nothing
         state.prev_actions[rows] = self.config.n_actions
         state.prev_rewards[rows] = 0.0
         state.steps[rows] = 0
@@ -173,10 +178,10 @@ class ADAgent:
         state = state or self._active
         if state is None or not state.awaiting_reward:
             raise RuntimeError("observe() must follow predict(): there is no action awaiting its reward")
-        rewards = np.asarray(reward, dtype=np.float32).reshape(-1)
+        rewards = _finite_rewards(reward)
         if rewards.shape[0] != state.n_envs:
             raise ValueError(f"got {rewards.shape[0]} rewards for {state.n_envs} envs")
-        ended = np.zeros(state.n_envs, dtype=bool) if done is None else np.asarray(done, dtype=bool).reshape(-1)
+        ended = np.zeros(state.n_envs, dtype=bool) if done is None else _done_flags(done)
         if ended.shape[0] != state.n_envs:
             raise ValueError(f"got {ended.shape[0]} done flags for {state.n_envs} envs")
         if self.config.final_obs and ended.any():
@@ -258,3 +263,20 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
         return shipped
     names = sorted(p.stem for p in PRETRAINED_DIR.glob("*.pt")) if PRETRAINED_DIR.is_dir() else []
     raise CheckpointError(f"no checkpoint at {str(path)!r}; shipped pretrained models: {names}")
+
+
+def _finite_rewards(reward) -> np.ndarray:
+    try:
+        rewards = np.asarray(reward, dtype=np.float32).reshape(-1)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"reward must be a number or an array of numbers, got {reward!r}") from exc
+    if not np.isfinite(rewards).all():
+        raise ValueError(f"reward must be finite, got {reward!r}")
+    return rewards
+
+
+def _done_flags(done) -> np.ndarray:
+    flags = np.asarray(done).reshape(-1)
+    if flags.dtype.kind not in "biu":
+        raise TypeError(f"done must be a bool or an array of bools, got {done!r}")
+    return flags.astype(bool)
