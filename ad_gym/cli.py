@@ -25,6 +25,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(130, "interrupted; finished tasks are kept and a rerun resumes\n")
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1, refused with a usage error otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ad-gym", description="In-context RL by Algorithm Distillation.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -93,13 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="play N episodes in context on held-out tasks and print the returns")
     evaluate.add_argument("checkpoint", help="checkpoint file, training folder, or shipped model name")
     evaluate.add_argument("--split", default="test", help="task split (default: test)")
-    evaluate.add_argument("--episodes", type=int, default=100)
-    evaluate.add_argument("--seeds", type=int, default=4, help="seeds per task (default: 4)")
+    evaluate.add_argument("--episodes", type=positive_int, default=100)
+    evaluate.add_argument("--seeds", type=positive_int, default=4, help="seeds per task (default: 4)")
     evaluate.set_defaults(handler=run_evaluate)
 
     summarize = commands.add_parser("summarize", help="print the learning curve recorded in a folder of histories")
     summarize.add_argument("path", help="a history folder or file")
-    summarize.add_argument("--blocks", type=int, default=10, help="episode blocks in the table (default: 10)")
+    summarize.add_argument("--blocks", type=positive_int, default=10, help="episode blocks in the table (default: 10)")
     summarize.set_defaults(handler=run_summarize)
     return parser
 

@@ -86,6 +86,9 @@ def test_bad_input_exits_2_naming_the_problem(argv, message, capsys, tmp_path):
         (["collect", "DarkRoom-v0", "--steps", "many"], "invalid int value: 'many'"),
         (["collect"], "the following arguments are required: env_id"),
         (["fly"], "invalid choice: 'fly'"),
+        (["evaluate", "runs/x", "--episodes", "0"], "--episodes: expected a positive integer, got 0"),
+        (["evaluate", "runs/x", "--seeds", "-1"], "--seeds: expected a positive integer, got -1"),
+        (["summarize", "runs/x", "--blocks", "two"], "--blocks: expected a positive integer, got 'two'"),
     ],
 )
 def test_argparse_errors_exit_2(argv, message, capsys):
