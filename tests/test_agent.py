@@ -148,6 +148,13 @@ def test_bad_observations_are_refused(agent, observation, message):
         agent.predict(observation)
 
 
+def test_observation_info_pair_and_empty_batch_are_refused(agent):
+    with pytest.raises(TypeError, match="pass the observation alone"):
+        agent.predict((np.array([4, 4]), {}))
+    with pytest.raises(ValueError, match="empty"):
+        agent.predict(np.zeros((0, 2), dtype=np.int64))
+
+
 def test_predict_twice_without_reward_is_refused(agent):
     _, state = agent.predict(np.array([4, 4]))
     with pytest.raises(RuntimeError, match="observe"):

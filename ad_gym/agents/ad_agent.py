@@ -229,7 +229,14 @@ class ADAgent:
         return self.model(**sequence)[:, -1]
 
     def _check_observation(self, observation, n_envs: int | None = None) -> tuple[np.ndarray, bool]:
-        obs = np.asarray(observation)
+        if isinstance(observation, tuple) and len(observation) == 2 and isinstance(observation[1], dict):
+            raise TypeError("got an (observation, info) pair: pass the observation alone, obs, info = env.reset()")
+        try:
+            obs = np.asarray(observation)
+        except ValueError as exc:
+            raise ValueError(f"observation is not an array of {self.observation_space}: {exc}") from exc
+        if obs.size == 0:
+            raise ValueError(f"got an empty observation batch of shape {obs.shape}")
         shape = self.observation_space.shape
         if obs.shape == shape:
             obs, vectorized = obs[None], False
