@@ -10,6 +10,7 @@ held-out tasks, and a checkpoint every ``checkpoint_every`` updates from which a
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -39,6 +40,11 @@ _COUNT_FIELDS = (
     "every_k", "max_episodes", "expert_episodes", "context_len", "seq_len", "n_layer", "n_head", "n_embd", "ffn_dim",
     "batch_size", "updates", "warmup", "eval_every", "val_batches", "checkpoint_every", "seed", "threads",
 )
+
+
+def _as_json(value):
+    """The value as the checkpoint's JSON metadata holds it (tuples become lists), for comparing."""
+    return json.loads(json.dumps(value))
 
 
 @dataclass
@@ -248,6 +254,12 @@ def train(
         if old_meta.get("train") != meta["train"] or old_meta.get("env_id") != env_id:
             raise ValueError(
                 f"{checkpoint_path} was trained with other settings; resume with the same settings or choose another output folder"
+            )
+        changed = [key for key in ("train_tasks", "val_tasks", "source") if _as_json(old_meta.get(key)) != _as_json(meta[key])]
+        if changed:
+            raise ValueError(
+                f"{checkpoint_path} was trained on other histories ({', '.join(changed)} differ); "
+                "resume with the same histories or choose another output folder"
             )
         if old_meta.get("finished"):
             return checkpoint_path  # done already: never overwrite a finished model

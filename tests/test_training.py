@@ -48,6 +48,13 @@ def test_other_settings_in_the_same_folder_are_refused(tiny_checkpoint, tiny_his
         train(tiny_histories[0], tiny_checkpoint.parent, dataclasses.replace(TINY_TRAIN, lr=0.1), progress=False)
 
 
+def test_other_histories_in_the_same_folder_are_refused(tiny_checkpoint, tiny_histories):
+    with pytest.raises(ValueError, match="other histories"):  # same settings, no validation tasks
+        train(tiny_histories[0], tiny_checkpoint.parent, TINY_TRAIN, progress=False)
+    with pytest.raises(ValueError, match="other histories"):  # other training tasks
+        train(tiny_histories[1], tiny_checkpoint.parent, TINY_TRAIN, val_path=tiny_histories[0], progress=False)
+
+
 def test_histories_too_short_for_the_context_are_refused(tiny_histories, tmp_path):
     # 2 streams x 30 episodes x 20 steps = 600 tokens per stream
     with pytest.raises(ValueError, match="shorter than the training sequence"):
