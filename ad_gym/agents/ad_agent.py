@@ -111,10 +111,12 @@ class ADAgent:
         if state is None:
             return
         rows = np.zeros(state.n_envs, dtype=bool)
-        indices = np.arange(state.n_envs) if env_indices is None else np.asarray(env_indices).reshape(-1)
-        if indices.dtype.kind not in "iu" or ((indices < 0) | (indices >= state.n_envs)).any():
+        indices = range(state.n_envs) if env_indices is None else np.asarray(env_indices).reshape(-1).tolist()
+        if not all(type(i) is int and 0 <= i < state.n_envs for i in indices):  # bools and floats are not indices
             raise ValueError(f"env_indices must be integers in [0, {state.n_envs}), got {env_indices!r}")
-        rows[indices] = True
+        if not indices:
+            return
+        rows[list(indices)] = True
         if rows.all():
             state.awaiting_reward = False  # a new task: an action predicted before it earns nothing
         state.prev_actions[rows] = self.config.n_actions
