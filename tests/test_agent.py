@@ -125,6 +125,8 @@ def test_checkpoint_round_trip_gives_identical_actions(agent, tiny_checkpoint, t
     _, log_b = play(reloaded, 60)
     assert [a for _, a, _ in log_a] == [a for _, a, _ in log_b]
     assert reloaded.meta["env_id"] == "DarkRoom-v0" and "train" in reloaded.meta and "provenance" in reloaded.meta
+    assert agent.save(tmp_path) == tmp_path / "checkpoint.pt"  # a folder, as load takes one
+    assert ADAgent.load(tmp_path).meta["env_id"] == "DarkRoom-v0"
 
 
 def test_evaluate_policy_runs_unchanged(agent):

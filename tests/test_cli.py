@@ -4,6 +4,7 @@ import pytest
 
 import ad_gym
 from ad_gym.cli import main
+from ad_gym.sources.collect import MANIFEST
 
 TINY = ["--max-tasks", "1", "--steps", "400", "--streams", "2", "--workers", "1", "--no-progress"]
 
@@ -106,6 +107,13 @@ def test_collect_into_a_folder_of_other_settings_exits_2(tmp_path, capsys):
     assert run_cli(["collect", "DarkRoom-v0", *TINY, "--out", out]) == 0
     assert run_cli(["collect", "DarkRoom-v0", *TINY[:2], "--steps", "200", *TINY[4:], "--out", out]) == 2
     assert "other settings" in capsys.readouterr().err
+
+
+def test_corrupt_collection_manifest_exits_2_naming_the_file(tmp_path, capsys):
+    (tmp_path / "h").mkdir()
+    (tmp_path / "h" / MANIFEST).write_text("{oops")
+    assert run_cli(["collect", "DarkRoom-v0", *TINY, "--out", str(tmp_path / "h")]) == 2
+    assert f"{MANIFEST}' is not valid JSON" in capsys.readouterr().err
 
 
 def test_bad_hp_value_exits_2_and_leaves_the_folder_usable(tmp_path, capsys):

@@ -100,6 +100,9 @@ class ADAgent:
         return cls(model, meta, **kwargs)
 
     def save(self, path: str | os.PathLike) -> Path:
+        """Write the model as a checkpoint file; given an existing folder, as ``folder/checkpoint.pt``."""
+        if Path(path).is_dir():
+            path = Path(path) / "checkpoint.pt"
         meta = {**self.meta, "finished": True}
         return save_checkpoint(path, meta, {"model": self.model.state_dict()})
 

@@ -141,7 +141,10 @@ def _claim_folder(out: Path, manifest: dict[str, Any]) -> None:
     manifest_path = out / MANIFEST
     manifest = json.loads(json.dumps(manifest))  # as it reads back from JSON
     if manifest_path.exists():
-        existing = json.loads(manifest_path.read_text())
+        try:
+            existing = json.loads(manifest_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{str(manifest_path)!r} is not valid JSON ({exc}); repair or remove it, or choose another --out") from exc
         if existing.get("env_id") != manifest["env_id"]:
             raise ValueError(
                 f"{str(out)!r} holds {existing.get('env_id')} histories, not {manifest['env_id']}; "
