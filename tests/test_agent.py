@@ -11,6 +11,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 
 from ad_gym.agents import ADAgent, ADContextWrapper
 from ad_gym.checkpoints import CheckpointError
+from ad_gym.envs.dark_room_hard import DarkRoomHardEnv
 from ad_gym.training import train
 from tests.conftest import TINY_TRAIN
 
@@ -191,6 +192,17 @@ def test_checkpoint_for_another_env_is_refused(tiny_checkpoint):
     agent = ADAgent.load(tiny_checkpoint)
     with pytest.raises(ValueError, match="observations"):
         ADContextWrapper(DummyVecEnv([lambda: gym.make("DarkRoomHard-v0")]), agent)
+
+
+def test_sb3_load_keywords(tiny_checkpoint):
+    agent = ADAgent.load(tiny_checkpoint, env=gym.make("DarkRoom-v0"), device="cpu")
+    assert agent.env_id == "DarkRoom-v0"
+    with pytest.raises(ValueError, match="not DarkKeyToDoor-v0"):  # the same spaces, another task family
+        ADAgent.load(tiny_checkpoint, env=gym.make("DarkKeyToDoor-v0"))
+    with pytest.raises(ValueError, match="the env given has"):  # no spec to tell it by: the spaces do
+        ADAgent.load(tiny_checkpoint, env=DarkRoomHardEnv())
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        ADAgent.load(tiny_checkpoint, device="cuda")
 
 
 def test_corrupted_checkpoint_is_refused(tiny_checkpoint, tmp_path):

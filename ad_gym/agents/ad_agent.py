@@ -82,22 +82,42 @@ class ADAgent:
     # -- persistence -----------------------------------------------------------------------
 
     @classmethod
-    def load(cls, path: str | os.PathLike, env_id: str | None = None, **kwargs) -> "ADAgent":
+    def load(
+        cls, path: str | os.PathLike, env_id: str | None = None, env: gym.Env | None = None, device: str = "auto", **kwargs
+    ) -> "ADAgent":
         """Load a checkpoint file, a training folder, or a shipped pretrained model by name.
 
-        With ``env_id``, refuse a checkpoint trained on another env.
+        With ``env_id``, refuse a checkpoint trained on another env; with ``env`` (SB3's keyword),
+        refuse an env of another task family or with other spaces. Inference runs on the CPU (one token
+        per step: a GPU would not speed it up), so ``device`` may only be "auto" or "cpu".
         """
+        if str(device) not in ("auto", "cpu"):
+            raise ValueError(f"ADAgent runs on the CPU; got device={device!r}, expected 'auto' or 'cpu'")
         meta, payload = load_checkpoint(resolve_checkpoint(path))
         if meta.get("kind") != "ad_model" or "model" not in payload:
             raise CheckpointError(f"{path} is not an AD model checkpoint")
-        if env_id is not None and canonical_env_id(env_id) != meta.get("env_id"):
-            raise ValueError(f"{path} holds a model for {meta.get('env_id')}, not {canonical_env_id(env_id)}")
         try:
             model = ADTransformer(ADConfig.from_dict(meta["model"]))
             model.load_state_dict(payload["model"])
         except (KeyError, TypeError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"{path}: the weights do not match the model config ({exc})") from exc
-        return cls(model, meta, **kwargs)
+        agent = cls(model, meta, **kwargs)
+        if env_id is not None:
+            agent._check_env_id(path, env_id)
+        if env is not None:
+            spec = getattr(env, "spec", None)
+            if spec is not None:  # same spaces do not make the same task family (Dark Room, Key-to-Door)
+                agent._check_env_id(path, spec.id)
+            if env.observation_space != agent.observation_space or env.action_space != agent.action_space:
+                raise ValueError(
+                    f"{path} holds a model for {agent.env_id} ({agent.observation_space}, {agent.action_space}); "
+                    f"the env given has {env.observation_space}, {env.action_space}"
+                )
+        return agent
+
+    def _check_env_id(self, path, env_id: str) -> None:
+        if canonical_env_id(env_id) != self.env_id:
+            raise ValueError(f"{path} holds a model for {self.env_id}, not {canonical_env_id(env_id)}")
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model as a checkpoint file; given an existing folder, as ``folder/checkpoint.pt``."""
