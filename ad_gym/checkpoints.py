@@ -17,6 +17,7 @@ import torch
 from ad_gym.atomic import atomic_write
 
 FORMAT = "ad_gym.checkpoint"
+CHECKPOINT = "checkpoint.pt"  # a training folder's checkpoint; what save/load use for a folder
 FORMAT_VERSION = 1
 
 
@@ -51,3 +52,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     except (KeyError, TypeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path} has no readable metadata") from exc
     return meta, payload
+
+
+def as_json(value: Any) -> Any:
+    """``value`` as it reads back from JSON metadata (tuples become lists), for comparing with it."""
+    return json.loads(json.dumps(value))

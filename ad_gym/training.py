@@ -10,7 +10,6 @@ held-out tasks, and a checkpoint every ``checkpoint_every`` updates from which a
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -24,13 +23,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ad_gym.checkpoints import load_checkpoint, save_checkpoint
+from ad_gym.checkpoints import CHECKPOINT, as_json, load_checkpoint, save_checkpoint
 from ad_gym.data.histories import History, check_one_env, load_histories
 from ad_gym.data.windows import SequenceSampler, build_sequences
+from ad_gym.envs.checks import check_int
 from ad_gym.models.transformer import ADConfig, ADTransformer
 from ad_gym.version import __version__
 
-CHECKPOINT = "checkpoint.pt"
 # The architecture fields of ADConfig (what the env fixes, such as image_shape, comes from env_shapes).
 _MODEL_DEFAULTS = {f.name: f.default for f in fields(ADConfig) if f.default is not MISSING and f.name != "image_shape"}
 
@@ -40,11 +39,6 @@ _COUNT_FIELDS = (
     "every_k", "max_episodes", "expert_episodes", "context_len", "seq_len", "n_layer", "n_head", "n_embd", "ffn_dim",
     "batch_size", "updates", "warmup", "eval_every", "val_batches", "checkpoint_every", "seed", "threads",
 )
-
-
-def _as_json(value):
-    """The value as the checkpoint's JSON metadata holds it (tuples become lists), for comparing."""
-    return json.loads(json.dumps(value))
 
 
 @dataclass
@@ -103,11 +97,7 @@ class TrainConfig:
             value = getattr(self, name)
             if value is None:
                 continue
-            if not isinstance(value, int):
-                raise TypeError(f"TrainConfig.{name} must be an integer, got {value!r}")
-            lowest = 0 if name in ("warmup", "seed") else 1
-            if value < lowest:
-                raise ValueError(f"TrainConfig.{name} must be >= {lowest}, got {value!r}")
+            check_int(f"TrainConfig.{name}", value, 0 if name in ("warmup", "seed") else 1)
         for name in ("dropout", "attn_dropout", "token_mask_prob", "label_smoothing"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"TrainConfig.{name} must be in [0, 1), got {getattr(self, name)!r}")
@@ -255,7 +245,7 @@ def train(
             raise ValueError(
                 f"{checkpoint_path} was trained with other settings; resume with the same settings or choose another output folder"
             )
-        changed = [key for key in ("train_tasks", "val_tasks", "source") if _as_json(old_meta.get(key)) != _as_json(meta[key])]
+        changed = [key for key in ("train_tasks", "val_tasks", "source") if as_json(old_meta.get(key)) != as_json(meta[key])]
         if changed:
             raise ValueError(
                 f"{checkpoint_path} was trained on other histories ({', '.join(changed)} differ); "

@@ -29,7 +29,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ad_gym.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from ad_gym.checkpoints import CHECKPOINT, CheckpointError, load_checkpoint, save_checkpoint
 from ad_gym.envs.tasks import canonical_env_id
 from ad_gym.models.transformer import ADConfig, ADTransformer, KVCache
 
@@ -96,33 +96,35 @@ class ADAgent:
         meta, payload = load_checkpoint(resolve_checkpoint(path))
         if meta.get("kind") != "ad_model" or "model" not in payload:
             raise CheckpointError(f"{path} is not an AD model checkpoint")
+        # Same spaces do not make the same task family (Dark Room, Key-to-Door): an env's id decides.
+        spec = getattr(env, "spec", None)
+        for requested in (env_id, spec.id if spec is not None else None):
+            if requested is not None and canonical_env_id(requested) != meta.get("env_id"):
+                raise ValueError(f"{path} holds a model for {meta.get('env_id')}, not {canonical_env_id(requested)}")
         try:
             model = ADTransformer(ADConfig.from_dict(meta["model"]))
             model.load_state_dict(payload["model"])
         except (KeyError, TypeError, RuntimeError, ValueError) as exc:
             raise CheckpointError(f"{path}: the weights do not match the model config ({exc})") from exc
         agent = cls(model, meta, **kwargs)
-        if env_id is not None:
-            agent._check_env_id(path, env_id)
         if env is not None:
-            spec = getattr(env, "spec", None)
-            if spec is not None:  # same spaces do not make the same task family (Dark Room, Key-to-Door)
-                agent._check_env_id(path, spec.id)
-            if env.observation_space != agent.observation_space or env.action_space != agent.action_space:
-                raise ValueError(
-                    f"{path} holds a model for {agent.env_id} ({agent.observation_space}, {agent.action_space}); "
-                    f"the env given has {env.observation_space}, {env.action_space}"
-                )
+            agent.check_spaces(env)
         return agent
 
-    def _check_env_id(self, path, env_id: str) -> None:
-        if canonical_env_id(env_id) != self.env_id:
-            raise ValueError(f"{path} holds a model for {self.env_id}, not {canonical_env_id(env_id)}")
+    def check_spaces(self, env) -> None:
+        """A ValueError unless ``env`` (an Env or a VecEnv) observes and acts in this agent's spaces."""
+        if env.observation_space != self.observation_space:
+            raise ValueError(
+                f"the agent was trained on {self.env_id} with observations {self.observation_space}, "
+                f"but the env given has {env.observation_space}"
+            )
+        if env.action_space != self.action_space:
+            raise ValueError(f"the agent acts in {self.action_space}, the env given in {env.action_space}")
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model as a checkpoint file; given an existing folder, as ``folder/checkpoint.pt``."""
         if Path(path).is_dir():
-            path = Path(path) / "checkpoint.pt"
+            path = Path(path) / CHECKPOINT
         meta = {**self.meta, "finished": True}
         return save_checkpoint(path, meta, {"model": self.model.state_dict()})
 
@@ -287,7 +289,7 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """A checkpoint file, a training folder holding one, or the name of a shipped model."""
     candidate = Path(path)
     if candidate.is_dir():
-        candidate = candidate / "checkpoint.pt"
+        candidate = candidate / CHECKPOINT
     if candidate.is_file():
         return candidate
     shipped = PRETRAINED_DIR / f"{path}.pt"

@@ -17,13 +17,7 @@ class ADContextWrapper(VecEnvWrapper):
     """
 
     def __init__(self, venv: VecEnv, agent):
-        if venv.observation_space != agent.observation_space:
-            raise ValueError(
-                f"the agent was trained on {agent.env_id} with observations {agent.observation_space}, "
-                f"but this VecEnv's are {venv.observation_space}"
-            )
-        if venv.action_space != agent.action_space:
-            raise ValueError(f"the agent acts in {agent.action_space}, this VecEnv in {venv.action_space}")
+        agent.check_spaces(venv)
         super().__init__(venv)
         self.agent = agent
 

@@ -1,4 +1,4 @@
-"""Argument checks shared by the environments' constructors: one wording for every env."""
+"""Argument checks shared by the environments' constructors (and TrainConfig): one wording for all."""
 
 from __future__ import annotations
 

@@ -25,6 +25,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ad_gym.atomic import atomic_write
+from ad_gym.checkpoints import as_json
 from ad_gym.data.histories import SUFFIX, HistoryFileError, read_history, save_history
 from ad_gym.envs.tasks import canonical_env_id, family, task_key
 from ad_gym.sources.sb3 import SourceConfig, learn_task, validate_source
@@ -139,7 +140,7 @@ def _claim_folder(out: Path, manifest: dict[str, Any]) -> None:
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {str(out)!r} is a file; expected a folder for history files")
     manifest_path = out / MANIFEST
-    manifest = json.loads(json.dumps(manifest))  # as it reads back from JSON
+    manifest = as_json(manifest)
     if manifest_path.exists():
         try:
             existing = json.loads(manifest_path.read_text())
