@@ -19,6 +19,10 @@ from ad_gym.atomic import atomic_write
 FORMAT = "ad_gym.checkpoint"
 CHECKPOINT = "checkpoint.pt"  # a training folder's checkpoint; what save/load use for a folder
 FORMAT_VERSION = 1
+# The method of a checkpoint that does not name one: imitation of the histories it was trained on,
+# which is Algorithm Distillation (every checkpoint made before methods were recorded is AD's).
+IMITATION_METHOD = "AD"
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"  # models shipped with the package, by name
 
 
 class CheckpointError(ValueError):
@@ -54,6 +58,26 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     return meta, payload
 
 
+def checkpoint_method(meta: dict[str, Any]) -> str:
+    """The method that trained a checkpoint (`ad_gym.methods`); checkpoints from before methods
+    were recorded are all Algorithm Distillation's."""
+    return meta.get("method", IMITATION_METHOD)
+
+
 def as_json(value: Any) -> Any:
     """``value`` as it reads back from JSON metadata (tuples become lists), for comparing with it."""
     return json.loads(json.dumps(value))
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint file, a training folder holding one, or the name of a shipped model."""
+    candidate = Path(path)
+    if candidate.is_dir():
+        candidate = candidate / CHECKPOINT
+    if candidate.is_file():
+        return candidate
+    shipped = PRETRAINED_DIR / f"{path}.pt"
+    if shipped.is_file():
+        return shipped
+    names = sorted(p.stem for p in PRETRAINED_DIR.glob("*.pt")) if PRETRAINED_DIR.is_dir() else []
+    raise CheckpointError(f"no checkpoint at {str(path)!r}; shipped pretrained models: {names}")

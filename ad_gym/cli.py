@@ -74,9 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run",
-        help="the whole pipeline: collect, train AD and ED, evaluate in context, print the leaderboard",
-        description="Collect source histories on the train and held-out tasks, train AD and ED, play "
-        "many episodes in context on the held-out tasks and print the leaderboard. Resumes.",
+        help="the whole pipeline: collect, train the preset's methods, evaluate in context, print the leaderboard",
+        description="Collect source histories on the train and held-out tasks, train every method of the "
+        "preset, play many episodes in context on the held-out tasks and print the leaderboard. Resumes.",
     )
     run.add_argument("env_id", nargs="?", default="DarkRoom-v0", help="env id (default: DarkRoom-v0)")
     run.add_argument("--preset", default="default", help="named settings (default: default)")
@@ -159,7 +159,7 @@ def run_pipeline_command(args) -> int:
     print(f"\n{args.env_id}, preset {args.preset}: mean return per episode on held-out tasks (95% CI)\n")
     print(result.table)
     print("\n" + ", ".join(f"{k}: {v / 60:.1f} min" for k, v in result.seconds.items()))
-    print(f"results in {result.out}/ (leaderboard.md, returns.png, returns.npz, ad/checkpoint.pt)")
+    print(f"results in {result.out}/ (leaderboard.md, returns.png, returns.npz, one folder per method's checkpoint)")
     return 0
 
 
@@ -172,14 +172,15 @@ def run_train(args) -> int:
 
 
 def run_evaluate(args) -> int:
-    from ad_gym.agents import ADAgent
+    from ad_gym.agents import load_agent
+    from ad_gym.checkpoints import checkpoint_method
     from ad_gym.envs.tasks import tasks
     from ad_gym.evaluation import leaderboard_table, play_episodes
 
-    agent = ADAgent.load(args.checkpoint, seed=0)
+    agent = load_agent(args.checkpoint, seed=0)
     returns = play_episodes(lambda rows: agent, agent.env_id, tasks(agent.env_id, args.split), args.episodes,
                             list(range(args.seeds)), progress=True)
-    print(leaderboard_table({"AD": returns}))
+    print(leaderboard_table({checkpoint_method(agent.meta): returns}))
     return 0
 
 

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ad_gym.checkpoints import CHECKPOINT, as_json, load_checkpoint, save_checkpoint
+from ad_gym.checkpoints import CHECKPOINT, IMITATION_METHOD, as_json, checkpoint_method, load_checkpoint, save_checkpoint
 from ad_gym.data.histories import History, check_one_env, load_histories
 from ad_gym.data.windows import SequenceSampler, build_sequences
 from ad_gym.envs.checks import check_int
@@ -145,8 +145,13 @@ def lr_at(update: int, config: TrainConfig) -> float:
 
 
 def sequence_loss(model: ADTransformer, batch: dict[str, torch.Tensor], label_smoothing: float = 0.0) -> torch.Tensor:
-    logits = model(batch["obs"], batch["prev_actions"], batch["prev_rewards"], batch["steps"], batch.get("final_obs"))  # (B, T, A)
-    return F.cross_entropy(logits.flatten(0, 1), batch["actions"].flatten(), label_smoothing=label_smoothing)
+    """Cross-entropy of the target actions; only where ``batch["loss_mask"]`` (B, T) is True, if given."""
+    logits = model(batch["obs"], batch["prev_actions"], batch["prev_rewards"], batch["steps"], batch.get("final_obs"),
+                   batch.get("positions"), batch.get("allowed"))  # (B, T, A)
+    targets = batch["actions"]
+    if "loss_mask" in batch:
+        logits, targets = logits[batch["loss_mask"]], targets[batch["loss_mask"]]
+    return F.cross_entropy(logits.flatten(0, -2), targets.flatten(), label_smoothing=label_smoothing)
 
 
 def _histories(source: str | os.PathLike | list[str | os.PathLike | History]) -> list[History]:
@@ -195,8 +200,11 @@ def train(
     progress: bool = True,
     provenance: dict[str, Any] | None = None,
     until: int | None = None,
+    method: str = IMITATION_METHOD,
 ) -> Path:
-    """Train (or resume training) an AD model; returns the path of its checkpoint.
+    """Train (or resume training) a model that imitates the actions of stored histories; returns
+    the path of its checkpoint. ``method`` is the name recorded in the checkpoint (the method
+    registry uses it to load the right agent).
 
     ``train_path`` and ``val_path``: a folder of histories, a list of folders (trained on
     together, e.g. collections of the same tasks with different seeds), or `History` objects.
@@ -205,35 +213,63 @@ def train(
     unfinished, and calling `train` again with the same arguments continues from it.
     """
     config = config or TrainConfig()
-    out = Path(out)
-    checkpoint_path = out / CHECKPOINT
     train_histories = _histories(train_path)
-    env_id = train_histories[0].env_id
-    model_config = config.model_config(env_id)
-    torch.set_num_threads(config.threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
-    torch.manual_seed(config.seed)
+    val_histories = _histories(val_path) if val_path is not None else []
+    check_disjoint(train_histories, val_histories)
+    model_config = config.model_config(train_histories[0].env_id)
     generator = torch.Generator().manual_seed(config.seed)
-
     sampler = sequence_sampler(train_histories, config, model_config.n_actions, generator)
     val_sampler = None
-    if val_path is not None:
-        val_histories = _histories(val_path)
-        val_tasks = {str(h.task) for h in val_histories}
-        overlap = val_tasks & {str(h.task) for h in train_histories}
-        if overlap:
-            raise ValueError(f"validation tasks also appear in the training histories: {sorted(overlap)[:3]}")
+    if val_histories:
         val_sampler = sequence_sampler(val_histories, config, model_config.n_actions, torch.Generator().manual_seed(config.seed + 1))
+    data = {"train_tasks": [h.task for h in train_histories], "val_tasks": [h.task for h in val_histories],
+            "source": train_histories[0].metadata.get("source")}
+    return fit(model_config, sampler, val_sampler, out, config, method=method, data=data, env_id=train_histories[0].env_id,
+               progress=progress, provenance=provenance, until=until)
+
+
+def check_disjoint(train_histories: list[History], val_histories: list[History]) -> None:
+    overlap = {str(h.task) for h in val_histories} & {str(h.task) for h in train_histories}
+    if overlap:
+        raise ValueError(f"validation tasks also appear in the training histories: {sorted(overlap)[:3]}")
+
+
+def set_threads(threads: int | None) -> None:
+    torch.set_num_threads(threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def fit(
+    model_config: ADConfig,
+    sampler,
+    val_sampler,
+    out: str | os.PathLike,
+    config: TrainConfig,
+    method: str,
+    data: dict[str, Any],
+    env_id: str,
+    progress: bool = True,
+    provenance: dict[str, Any] | None = None,
+    until: int | None = None,
+) -> Path:
+    """The training loop every method shares: batches from ``sampler.sample(batch_size)`` (a dict
+    of token tensors and target actions, see `sequence_loss`), AdamW with warm-up and cosine decay,
+    a validation loss, checkpoints to resume from. ``data`` describes the training data (tasks,
+    source); a rerun on other data or settings is refused, a finished checkpoint returned as is."""
+    out = Path(out)
+    checkpoint_path = out / CHECKPOINT
+    set_threads(config.threads)
+    torch.manual_seed(config.seed)
+    generator = sampler.generator
 
     model = ADTransformer(model_config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
     meta = {
         "kind": "ad_model",
+        "method": method,
         "env_id": env_id,
         "model": model_config.to_dict(),
         "train": config.to_dict(),
-        "train_tasks": [h.task for h in train_histories],
-        "val_tasks": [h.task for h in val_histories] if val_path is not None else [],
-        "source": train_histories[0].metadata.get("source"),
+        **data,
         "provenance": {"ad_gym_version": __version__, **(provenance or {})},
         "update": 0,
         "finished": False,
@@ -241,11 +277,11 @@ def train(
     }
     if checkpoint_path.exists():
         old_meta, payload = load_checkpoint(checkpoint_path)
-        if old_meta.get("train") != meta["train"] or old_meta.get("env_id") != env_id:
+        if old_meta.get("train") != meta["train"] or old_meta.get("env_id") != env_id or checkpoint_method(old_meta) != method:
             raise ValueError(
                 f"{checkpoint_path} was trained with other settings; resume with the same settings or choose another output folder"
             )
-        changed = [key for key in ("train_tasks", "val_tasks", "source") if as_json(old_meta.get(key)) != as_json(meta[key])]
+        changed = [key for key in data if as_json(old_meta.get(key)) != as_json(meta[key])]
         if changed:
             raise ValueError(
                 f"{checkpoint_path} was trained on other histories ({', '.join(changed)} differ); "

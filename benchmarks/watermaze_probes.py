@@ -35,7 +35,7 @@ from minigrid.core.constants import DIR_TO_VEC
 
 import ad_gym  # noqa: F401  (registers the envs)
 from ad_gym.agents import ADAgent
-from ad_gym.agents.baselines import watermaze_plan
+from ad_gym.envs.watermaze import watermaze_plan
 from ad_gym.data.histories import SUFFIX, History, load_histories, save_history
 from ad_gym.data.windows import build_sequences
 from ad_gym.envs.tasks import family, tasks

@@ -9,12 +9,13 @@ from ad_gym.checkpoints import load_checkpoint
 from ad_gym.cli import main
 from ad_gym.data.histories import load_histories
 from ad_gym.envs.tasks import family
-from ad_gym.pipeline import PRESETS, Preset, run_pipeline
+from ad_gym.presets import PRESETS, Preset, ad_and_ed
+from ad_gym.pipeline import run_pipeline
 from ad_gym.sources.sb3 import SourceConfig
 from tests.conftest import TINY_TRAIN
 
 TINY_PRESET = Preset(
-    source=SourceConfig(n_streams=2, total_steps=1200), train=TINY_TRAIN, expert_episodes=5,
+    source=SourceConfig(n_streams=2, total_steps=1200), methods=ad_and_ed(TINY_TRAIN, expert_episodes=5),
     eval_episodes=12, eval_seeds=(0, 1), train_tasks=2, test_tasks=2,
 )
 
@@ -28,7 +29,7 @@ def test_tiny_pipeline_end_to_end(env_id, tmp_path):
     if algo == "ucb":  # independent UCB learners: each stream must play the 12 evaluated episodes itself
         preset = dataclasses.replace(
             preset, source=dataclasses.replace(preset.source, total_steps=2400),
-            expert_source=SourceConfig(algo="oracle", n_streams=1, total_steps=500),
+            methods=ad_and_ed(TINY_TRAIN, expert_episodes=5, expert_source=SourceConfig(algo="oracle", n_streams=1, total_steps=500)),
         )
     result = run_pipeline(env_id, preset, tmp_path, workers=1, progress=False)
     assert set(result.curves) == {"AD", "ED", f"source ({algo.upper()}, from scratch)", "random", "oracle (task known)"}
@@ -46,7 +47,8 @@ def test_tiny_pipeline_end_to_end(env_id, tmp_path):
     source = result.curves[f"source ({algo.upper()}, from scratch)"]
     # One row per learner: SB3 streams share one learner per task, UCB streams are learners of their own.
     assert source.shape == ((2 * 2, 12) if algo == "ucb" else (2, 12))
-    assert (tmp_path / "histories" / "expert").is_dir() == (preset.expert_source is not None)
+    assert (tmp_path / "histories" / "expert-train").is_dir() == (algo == "ucb")
+    assert result.methods == ("AD", "ED") and result.source == f"source ({algo.upper()}, from scratch)"
 
 
 def test_rerun_resumes_without_redoing_anything(tmp_path):
@@ -67,7 +69,7 @@ def test_unknown_preset_is_a_clear_error(capsys):
 
 def test_too_short_expert_slice_fails_before_any_training(tmp_path):
     # 2 Dark Room episodes are 40 tokens, shorter than one 60-token training sequence.
-    preset = dataclasses.replace(TINY_PRESET, expert_episodes=2)
+    preset = dataclasses.replace(TINY_PRESET, methods=ad_and_ed(TINY_TRAIN, expert_episodes=2))
     with pytest.raises(ValueError, match="ED training data .* shorter than the training sequence"):
         run_pipeline("DarkRoom-v0", preset, tmp_path, workers=1, progress=False)
     assert (tmp_path / "histories" / "train").is_dir()  # collection ran...

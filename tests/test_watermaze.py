@@ -142,7 +142,7 @@ def test_split_and_oracle(env_id):
 
 def test_play_episodes_shows_each_step_before_the_reset():
     from ad_gym.agents import oracle_for
-    from ad_gym.agents.baselines import watermaze_plan
+    from ad_gym.envs.watermaze import watermaze_plan
     from ad_gym.evaluation import play_episodes
 
     test = ad_gym.tasks("Watermaze-v1", "test")[:3]

@@ -29,12 +29,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ad_gym.checkpoints import CHECKPOINT, CheckpointError, load_checkpoint, save_checkpoint
+from ad_gym.checkpoints import CHECKPOINT, CheckpointError, load_checkpoint, resolve_checkpoint, save_checkpoint
 from ad_gym.envs.tasks import canonical_env_id
 from ad_gym.models.transformer import ADConfig, ADTransformer, KVCache
-
-PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
-
 
 @dataclass
 class ADContext:
@@ -283,20 +280,6 @@ class ADAgent:
         if not np.issubdtype(obs.dtype, np.integer) or (obs < 0).any() or (obs >= nvec).any():
             raise ValueError(f"observation {observation!r} is outside {self.env_id}'s observation space {self.observation_space}")
         return obs.reshape(obs.shape[0], -1).astype(np.int64), vectorized
-
-
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint file, a training folder holding one, or the name of a shipped model."""
-    candidate = Path(path)
-    if candidate.is_dir():
-        candidate = candidate / CHECKPOINT
-    if candidate.is_file():
-        return candidate
-    shipped = PRETRAINED_DIR / f"{path}.pt"
-    if shipped.is_file():
-        return shipped
-    names = sorted(p.stem for p in PRETRAINED_DIR.glob("*.pt")) if PRETRAINED_DIR.is_dir() else []
-    raise CheckpointError(f"no checkpoint at {str(path)!r}; shipped pretrained models: {names}")
 
 
 def _finite_rewards(reward) -> np.ndarray:

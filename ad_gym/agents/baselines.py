@@ -1,10 +1,10 @@
-"""Reference agents with the same ``predict`` / ``observe`` interface as `ADAgent`."""
+"""Reference agents with the same ``predict`` / ``observe`` interface as `ADAgent`: random play and
+UCB1. Each family's goal-aware oracle lives next to its env (`ad_gym.envs.tasks.oracle_for`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ad_gym.envs.dark_room import DOWN, LEFT, NOOP, RIGHT, UP
 
 
 class RandomAgent:
@@ -33,105 +33,6 @@ class RandomAgent:
 
     def observe(self, reward, done=None, state=None, next_obs=None):
         pass
-
-
-class GridOracle:
-    """Knows each env's target cells and walks straight to them in order (x first, then y).
-
-    ``targets[i]`` lists env i's cells: ``[goal]`` in Dark Room, ``[key, door]`` in Dark
-    Key-to-Door. The oracle heads for the next target, moves on to the following one when a step
-    pays a reward, and waits on the last one (no-op); every episode starts again from the first.
-    It follows the rewards through `observe`, like `ADAgent`.
-    """
-
-    def __init__(self, targets):
-        self.targets = np.asarray(targets, dtype=np.int64).reshape(len(targets), -1, 2)  # (n_envs, n_targets, 2)
-        self.stage = np.zeros(len(self.targets), dtype=np.int64)
-
-    def predict(self, observation, state=None, episode_start=None, deterministic=False):
-        obs = np.asarray(observation).reshape(-1, 2)
-        if episode_start is not None:
-            self.stage[np.asarray(episode_start, dtype=bool).reshape(-1)] = 0
-        target = self.targets[np.arange(len(obs)), self.stage]
-        dx, dy = (target - obs).T
-        actions = np.select([dx < 0, dx > 0, dy < 0, dy > 0], [LEFT, RIGHT, UP, DOWN], default=NOOP)
-        return (actions if np.asarray(observation).ndim == 2 else actions[0]), state
-
-    def observe(self, reward, done=None, state=None, next_obs=None):
-        paid = np.asarray(reward).reshape(-1) > 0
-        self.stage = np.minimum(self.stage + paid, self.targets.shape[1] - 1)
-        if done is not None:
-            self.stage[np.asarray(done, dtype=bool).reshape(-1)] = 0
-
-
-class PlanOracle:
-    """Replays a fixed optimal action sequence per env from the start of every episode.
-
-    For envs with a fixed start and deterministic moves whose observations do not give the
-    position away (Watermaze's pixels): the plan walks straight to the goal.
-    """
-
-    def __init__(self, plans):
-        self.plans = [list(plan) for plan in plans]
-        self.t = np.zeros(len(self.plans), dtype=np.int64)
-
-    def predict(self, observation, state=None, episode_start=None, deterministic=False):
-        if episode_start is not None:
-            self.t[np.asarray(episode_start, dtype=bool).reshape(-1)] = 0
-        actions = np.array([plan[min(t, len(plan) - 1)] for plan, t in zip(self.plans, self.t)], dtype=np.int64)
-        return (actions if len(np.shape(observation)) == 4 else actions[0]), state
-
-    def observe(self, reward, done=None, state=None, next_obs=None):
-        self.t += 1
-        if done is not None:
-            self.t[np.asarray(done, dtype=bool).reshape(-1)] = 0
-
-
-def watermaze_plan(platform, start=(5, 5), moves: str = "turn") -> list[int]:
-    """Actions from the start, facing up, onto ``platform`` in the fewest steps: turns and forward
-    moves (``moves="turn"``, Watermaze-v0) or compass moves (``"compass"``, v1)."""
-    from ad_gym.envs.watermaze import EAST, FORWARD, NORTH, SOUTH, TURN_LEFT, TURN_RIGHT, WEST
-
-    dx, dy = platform[0] - start[0], platform[1] - start[1]
-    if moves == "compass":
-        return [WEST if dx < 0 else EAST] * abs(dx) + [NORTH if dy < 0 else SOUTH] * abs(dy)
-    if dx == 0:
-        return [FORWARD] * -dy if dy < 0 else [TURN_LEFT, TURN_LEFT] + [FORWARD] * dy
-    sideways = TURN_LEFT if dx < 0 else TURN_RIGHT
-    if dy < 0:  # up first, then sideways
-        return [FORWARD] * -dy + [sideways] + [FORWARD] * abs(dx)
-    # sideways first, then down: from facing left, down is a left turn; from facing right, a right turn
-    return [sideways] + [FORWARD] * abs(dx) + ([sideways] + [FORWARD] * dy if dy > 0 else [])
-
-
-class BestArmOracle:
-    """Knows each bandit's reward probabilities and always pulls the best arm."""
-
-    def __init__(self, means):
-        self.best = np.asarray(means, dtype=np.float64).argmax(axis=1)  # (n_envs,)
-
-    def predict(self, observation, state=None, episode_start=None, deterministic=False):
-        return (self.best.copy() if np.asarray(observation).ndim == 2 else self.best[0]), state
-
-    def observe(self, reward, done=None, state=None, next_obs=None):
-        pass
-
-
-def oracle_for(env_id: str, tasks):
-    """The goal-aware optimal policy of ``env_id`` for a batch of envs on ``tasks``."""
-    from ad_gym.envs.tasks import canonical_env_id, family
-
-    env_id = canonical_env_id(env_id)
-    if env_id in ("DarkRoom-v0", "DarkRoomHard-v0"):
-        return GridOracle([[t["goal"]] for t in tasks])
-    if env_id.startswith("DarkKeyToDoor-"):  # v0 and v1: the same tasks
-        return GridOracle([[t["key"], t["door"]] for t in tasks])
-    if env_id.startswith("Watermaze-"):
-        moves = family(env_id).kwargs.get("moves", "turn")
-        return PlanOracle([watermaze_plan(t["platform"], moves=moves) for t in tasks])
-    if env_id == "AdversarialBandit-v0":
-        return BestArmOracle([t["means"] for t in tasks])
-    raise ValueError(f"no oracle for {env_id}")
 
 
 class UCBAgent:

@@ -35,6 +35,7 @@ class TokenSequences:
     # (N, D) or (N,) rows like obs: what the previous action led to, so at an episode's first token
     # the view the previous episode ended on (elsewhere o_t itself). None if a history lacks it.
     final_obs: np.ndarray | None = None
+    history_index: np.ndarray | None = None  # (S,) which of the histories given each stream came from
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -93,8 +94,8 @@ def build_sequences(
 ) -> TokenSequences:
     if every_k < 1:
         raise ValueError(f"every_k must be a positive integer, got {every_k!r}")
-    parts, tables, offset = [], [], 0
-    for h in histories:
+    parts, tables, offset, owners = [], [], 0, []
+    for number, h in enumerate(histories):
         indexed = isinstance(h.observations, IndexedObservations)
         for s in range(h.n_streams):
             tokens = stream_tokens(h, s, n_actions, every_k, max_episodes, last_episodes)
@@ -104,6 +105,7 @@ def build_sequences(
                     final = None if tokens[5] is None else tokens[5] + offset
                     tokens = (tokens[0] + offset, *tokens[1:5], final)
                 parts.append(tokens)
+                owners.append(number)
         if indexed:
             tables.append(h.observations.table)
             offset += len(h.observations.table)
@@ -117,7 +119,8 @@ def build_sequences(
     finals = [p[5] for p in parts]
     final_obs = None if any(f is None for f in finals) else np.concatenate(finals)
     return TokenSequences(
-        *columns, starts=ends - lengths, ends=ends, obs_table=np.concatenate(tables) if tables else None, final_obs=final_obs
+        *columns, starts=ends - lengths, ends=ends, obs_table=np.concatenate(tables) if tables else None, final_obs=final_obs,
+        history_index=np.array(owners, dtype=np.int64),
     )
 
 

@@ -11,7 +11,7 @@ from ad_gym.envs.dark_key_to_door import DarkKeyToDoorEnv, KeyFlagObservation
 from ad_gym.envs.dark_room import DarkRoomEnv
 from ad_gym.envs.dark_room_hard import DarkRoomHardEnv
 from ad_gym.envs.watermaze import WatermazeEnv
-from ad_gym.envs.tasks import NAMESPACE, canonical_env_id, env_ids, family, task_key, tasks
+from ad_gym.envs.tasks import NAMESPACE, canonical_env_id, env_ids, family, oracle_for, task_key, tasks
 
 
 def _register_all() -> None:
@@ -36,6 +36,7 @@ __all__ = [
     "canonical_env_id",
     "env_ids",
     "family",
+    "oracle_for",
     "task_key",
     "tasks",
 ]

@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 from ad_gym.envs.checks import check_int, check_render_mode
+from ad_gym.envs.tasks import TaskFamily, add_family, task_key
 
 CONDITIONS = ("odd", "even", "uniform")
 FAVOURED_SHARE = 0.95  # share of tasks whose best arm has the favoured parity
@@ -177,3 +178,43 @@ class AdversarialBanditEnv(gym.Env):
                 image[height - bar :, i * width + 2 : (i + 1) * width - 2] = colour
             return image
         return None
+
+
+class BestArmOracle:
+    """Knows each bandit's reward probabilities and always pulls the best arm."""
+
+    def __init__(self, means):
+        self.best = np.asarray(means, dtype=np.float64).argmax(axis=1)  # (n_envs,)
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        return (self.best.copy() if np.asarray(observation).ndim == 2 else self.best[0]), state
+
+    def observe(self, reward, done=None, state=None, next_obs=None):
+        pass
+
+
+# -- the family: bandits drawn once from fixed seeds -----------------------------------------
+
+
+def bandit_tasks(condition: str, count: int, seed: int) -> tuple[dict[str, Any], ...]:
+    rng = np.random.RandomState(seed)  # legacy RNG: its streams never change, so neither do the lists
+    return tuple({"means": sample_means(rng, condition)} for _ in range(count))
+
+
+_BANDIT_TRAIN, _BANDIT_TEST = bandit_tasks("odd", 1000, seed=1), bandit_tasks("odd", 100, seed=2)
+_BANDIT_TEST_KEYS = frozenset(task_key(t) for t in _BANDIT_TEST)
+
+add_family(
+    TaskFamily(
+        env_id="AdversarialBandit-v0",
+        entry_point="ad_gym.envs.adversarial_bandit:AdversarialBanditEnv",
+        all_tasks=_BANDIT_TRAIN + _BANDIT_TEST,
+        is_test=lambda task: task_key(task) in _BANDIT_TEST_KEYS,
+        split_rule="train = 1000 tasks of the 'odd' condition (RandomState(1)); test = 100 more (RandomState(2)); "
+        "even = 100 tasks of the 'even' condition (RandomState(3)); uniform = 100 of 'uniform' (RandomState(4))",
+        extra_splits={"even": bandit_tasks("even", 100, seed=3), "uniform": bandit_tasks("uniform", 100, seed=4)},
+        eval_splits=("test", "even", "uniform"),
+        default_source="ucb",
+        oracle=lambda tasks: BestArmOracle([t["means"] for t in tasks]),
+    )
+)

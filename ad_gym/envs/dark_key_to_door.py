@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
@@ -9,8 +10,8 @@ import numpy as np
 from gymnasium import spaces
 
 from ad_gym.envs.checks import check_int, check_render_mode
-
-from ad_gym.envs.dark_room import ACTION_DELTAS, ACTION_NAMES, render_grid_rgb, render_grid_text, validate_cell
+from ad_gym.envs.dark_room import ACTION_DELTAS, ACTION_NAMES, GridOracle, render_grid_rgb, render_grid_text, validate_cell
+from ad_gym.envs.tasks import TaskFamily, add_family
 
 
 class DarkKeyToDoorEnv(gym.Env):
@@ -202,3 +203,37 @@ class KeyFlagObservation(gym.ObservationWrapper):
     def history_observation(observations: np.ndarray) -> np.ndarray:
         """Flagged observations ``(..., 3)`` back to the env's own ``(..., 2)``."""
         return observations[..., :2]
+
+
+# -- the family: one task per (key, door) pair -----------------------------------------------
+
+
+def key_door_pairs(size: int) -> tuple[dict[str, Any], ...]:
+    # A fixed shuffle (NumPy's legacy RandomState, whose streams never change), so the first N
+    # tasks of a split are spread over the room rather than all sharing one key cell.
+    cells = [(x, y) for x in range(size) for y in range(size)]
+    pairs = [{"key": k, "door": d} for k in cells for d in cells]
+    order = np.random.RandomState(0).permutation(len(pairs))
+    return tuple(pairs[i] for i in order)
+
+
+def key_door_held_out(task: dict[str, Any]) -> bool:
+    # 665 of the 6561 (key, door) pairs; every cell is still a key and a door in training.
+    (kx, ky), (dx, dy) = task["key"], task["door"]
+    return (kx + 2 * ky + 3 * dx + 4 * dy) % 10 == 0
+
+
+_KEY_TO_DOOR = TaskFamily(
+    env_id="DarkKeyToDoor-v0",
+    entry_point="ad_gym.envs.dark_key_to_door:DarkKeyToDoorEnv",
+    all_tasks=key_door_pairs(9),
+    is_test=key_door_held_out,
+    split_rule="test = (key, door) pairs with (kx + 2*ky + 3*dx + 4*dy) % 10 == 0; train = the rest; "
+    "tasks listed in a fixed shuffled order (numpy RandomState(0))",
+    source_wrapper=KeyFlagObservation,
+    oracle=lambda tasks: GridOracle([[t["key"], t["door"]] for t in tasks]),
+)
+add_family(_KEY_TO_DOOR)
+# v1: the same tasks and split, but every episode runs all 50 steps (the door does not end it), as
+# in the paper, whose 200-step context is 4 Key-to-Door episodes. v0 stays for earlier results.
+add_family(replace(_KEY_TO_DOOR, env_id="DarkKeyToDoor-v1", kwargs={"terminate_on_door": False}))

@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 from ad_gym.envs.checks import check_int, check_render_mode
+from ad_gym.envs.tasks import TaskFamily, add_family
 
 # Action indices, in the paper's order.
 LEFT, RIGHT, UP, DOWN, NOOP = range(5)
@@ -217,3 +218,65 @@ def render_grid_rgb(size: int, marks: dict[str, tuple[int, int] | None]) -> np.n
         ax, ay = marks["A"]
         image[ay * px + 4 : (ay + 1) * px - 3, ax * px + 4 : (ax + 1) * px - 3] = (220, 50, 50)
     return image
+
+
+class GridOracle:
+    """Knows each env's target cells and walks straight to them in order (x first, then y).
+
+    ``targets[i]`` lists env i's cells: ``[goal]`` in Dark Room, ``[key, door]`` in Dark
+    Key-to-Door. The oracle heads for the next target, moves on to the following one when a step
+    pays a reward, and waits on the last one (no-op); every episode starts again from the first.
+    It follows the rewards through `observe`, like `ADAgent`.
+    """
+
+    def __init__(self, targets):
+        self.targets = np.asarray(targets, dtype=np.int64).reshape(len(targets), -1, 2)  # (n_envs, n_targets, 2)
+        self.stage = np.zeros(len(self.targets), dtype=np.int64)
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        obs = np.asarray(observation).reshape(-1, 2)
+        if episode_start is not None:
+            self.stage[np.asarray(episode_start, dtype=bool).reshape(-1)] = 0
+        target = self.targets[np.arange(len(obs)), self.stage]
+        dx, dy = (target - obs).T
+        actions = np.select([dx < 0, dx > 0, dy < 0, dy > 0], [LEFT, RIGHT, UP, DOWN], default=NOOP)
+        return (actions if np.asarray(observation).ndim == 2 else actions[0]), state
+
+    def observe(self, reward, done=None, state=None, next_obs=None):
+        paid = np.asarray(reward).reshape(-1) > 0
+        self.stage = np.minimum(self.stage + paid, self.targets.shape[1] - 1)
+        if done is not None:
+            self.stage[np.asarray(done, dtype=bool).reshape(-1)] = 0
+
+
+# -- the family: one task per goal cell ------------------------------------------------------
+
+
+def goal_grid(size: int) -> tuple[dict[str, Any], ...]:
+    return tuple({"goal": (x, y)} for x in range(size) for y in range(size))
+
+
+def goal_held_out(task: dict[str, Any]) -> bool:
+    # Every fifth cell on a knight's-move lattice: spread evenly over the room, no two adjacent,
+    # 16 of the 81 Dark Room goals and 58 of the 289 Dark Room Hard goals.
+    x, y = task["goal"]
+    return (x + 2 * y) % 5 == 0
+
+
+GOAL_SPLIT_RULE = "test = goals (x, y) with (x + 2*y) % 5 == 0; train = the rest"
+
+
+def goal_oracle(tasks: list[dict[str, Any]]) -> GridOracle:
+    return GridOracle([[t["goal"]] for t in tasks])
+
+
+add_family(
+    TaskFamily(
+        env_id="DarkRoom-v0",
+        entry_point="ad_gym.envs.dark_room:DarkRoomEnv",
+        all_tasks=goal_grid(9),
+        is_test=goal_held_out,
+        split_rule=GOAL_SPLIT_RULE,
+        oracle=goal_oracle,
+    )
+)

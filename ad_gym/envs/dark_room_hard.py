@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ad_gym.envs.dark_room import DarkRoomEnv
+from ad_gym.envs.dark_room import GOAL_SPLIT_RULE, DarkRoomEnv, goal_grid, goal_held_out, goal_oracle
+from ad_gym.envs.tasks import TaskFamily, add_family
 
 
 class DarkRoomHardEnv(DarkRoomEnv):
@@ -49,3 +50,15 @@ class DarkRoomHardEnv(DarkRoomEnv):
 
     def __init__(self, goal=None, render_mode=None, size: int = 17, max_steps: int = 20):
         super().__init__(goal=goal, render_mode=render_mode, size=size, max_steps=max_steps)
+
+
+add_family(
+    TaskFamily(
+        env_id="DarkRoomHard-v0",
+        entry_point="ad_gym.envs.dark_room_hard:DarkRoomHardEnv",
+        all_tasks=goal_grid(17),
+        is_test=goal_held_out,
+        split_rule=GOAL_SPLIT_RULE,
+        oracle=goal_oracle,
+    )
+)

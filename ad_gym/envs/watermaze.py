@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ from minigrid.minigrid_env import MiniGridEnv
 
 from ad_gym.envs.checks import check_int, check_render_mode
 from ad_gym.envs.dark_room import validate_cell
-from ad_gym.envs.tasks import platform_cells
+from ad_gym.envs.tasks import TaskFamily, add_family
 
 # Each side of the arena has its own colour, striped with grey every other cell, and the corners
 # are grey: what the agent sees of the walls tells it where it is and which way it faces.
@@ -211,3 +212,67 @@ class WatermazeEnv(MiniGridEnv):
         if self.render_mode == "rgb_array":
             return self.get_full_render(highlight=True, tile_size=16)
         return None
+
+
+class PlanOracle:
+    """Replays a fixed optimal action sequence per env from the start of every episode.
+
+    For envs with a fixed start and deterministic moves whose observations do not give the
+    position away (Watermaze's pixels): the plan walks straight to the goal.
+    """
+
+    def __init__(self, plans):
+        self.plans = [list(plan) for plan in plans]
+        self.t = np.zeros(len(self.plans), dtype=np.int64)
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=False):
+        if episode_start is not None:
+            self.t[np.asarray(episode_start, dtype=bool).reshape(-1)] = 0
+        actions = np.array([plan[min(t, len(plan) - 1)] for plan, t in zip(self.plans, self.t)], dtype=np.int64)
+        return (actions if len(np.shape(observation)) == 4 else actions[0]), state
+
+    def observe(self, reward, done=None, state=None, next_obs=None):
+        self.t += 1
+        if done is not None:
+            self.t[np.asarray(done, dtype=bool).reshape(-1)] = 0
+
+
+def watermaze_plan(platform, start=(5, 5), moves: str = "turn") -> list[int]:
+    """Actions from the start, facing up, onto ``platform`` in the fewest steps: turns and forward
+    moves (``moves="turn"``, Watermaze-v0) or compass moves (``"compass"``, v1)."""
+    dx, dy = platform[0] - start[0], platform[1] - start[1]
+    if moves == "compass":
+        return [WEST if dx < 0 else EAST] * abs(dx) + [NORTH if dy < 0 else SOUTH] * abs(dy)
+    if dx == 0:
+        return [FORWARD] * -dy if dy < 0 else [TURN_LEFT, TURN_LEFT] + [FORWARD] * dy
+    sideways = TURN_LEFT if dx < 0 else TURN_RIGHT
+    if dy < 0:  # up first, then sideways
+        return [FORWARD] * -dy + [sideways] + [FORWARD] * abs(dx)
+    # sideways first, then down: from facing left, down is a left turn; from facing right, a right turn
+    return [sideways] + [FORWARD] * abs(dx) + ([sideways] + [FORWARD] * dy if dy > 0 else [])
+
+
+# -- the family: one task per platform cell --------------------------------------------------
+
+
+def platform_cells(size: int) -> tuple[dict[str, Any], ...]:
+    """Every Watermaze task of a ``size`` arena: each interior cell but the start at the centre."""
+    centre = (size // 2, size // 2)
+    return tuple(
+        {"platform": (x, y)} for x in range(1, size - 1) for y in range(1, size - 1) if (x, y) != centre
+    )
+
+
+_WATERMAZE = TaskFamily(
+    env_id="Watermaze-v0",
+    entry_point="ad_gym.envs.watermaze:WatermazeEnv",
+    all_tasks=platform_cells(11),
+    is_test=lambda task: (task["platform"][0] + 2 * task["platform"][1]) % 5 == 0,
+    split_rule="test = platforms (x, y) with (x + 2*y) % 5 == 0; train = the rest (the start cell is never one)",
+    default_source="ppo",
+    oracle=lambda tasks: PlanOracle([watermaze_plan(t["platform"], moves="turn") for t in tasks]),
+)
+add_family(_WATERMAZE)
+# v1: the same tasks and split, with compass moves (east, south, west, north) instead of turns.
+add_family(replace(_WATERMAZE, env_id="Watermaze-v1", kwargs={"moves": "compass"},
+                   oracle=lambda tasks: PlanOracle([watermaze_plan(t["platform"], moves="compass") for t in tasks])))

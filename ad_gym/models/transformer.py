@@ -145,10 +145,10 @@ class Block(nn.Module):
         return F.dropout(x, self.dropout, training=True) if self.training and self.dropout > 0 else x
 
     def forward(self, x: torch.Tensor, distance: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        # x: (B, T, C); distance: (T, T) long, query minus key; allowed: (B or 1, 1, T, T) bool
+        # x: (B, T, C); distance: (B or 1, T, T) long, query minus key; allowed: (B or 1, 1, T, T) bool
         q, k, v = self._split(x)
-        bias = self.distance_bias[:, distance.clamp(0, self.distance_bias.shape[1] - 1)]  # (H, T, T)
-        mask = bias.unsqueeze(0).masked_fill(~allowed, float("-inf"))  # (B, H, T, T)
+        bias = self.distance_bias[:, distance.clamp(0, self.distance_bias.shape[1] - 1)].transpose(0, 1)  # (B or 1, H, T, T)
+        mask = bias.masked_fill(~allowed, float("-inf"))  # (B, H, T, T)
         dropout = self.attn_dropout if self.training else 0.0
         return self._finish(x, F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout))
 
@@ -254,17 +254,27 @@ class ADTransformer(nn.Module):
             x = x + ended
         return self.dropout(x), features
 
-    def forward(self, obs, prev_actions, prev_rewards, steps, final_obs=None) -> torch.Tensor:
-        """Logits (B, T, n_actions) of a_t for every token of the sequences."""
+    def forward(self, obs, prev_actions, prev_rewards, steps, final_obs=None, positions=None, allowed=None) -> torch.Tensor:
+        """Logits (B, T, n_actions) of a_t for every token of the sequences.
+
+        By default each row is one sequence and token t attends to the ``context_len`` tokens up to
+        itself. Several sequences that share a prefix can be packed into one row instead:
+        ``positions`` (B, T) long gives each token's place in its own sequence (distances are taken
+        between positions) and ``allowed`` (B, T, T) bool which keys each query may see (within the
+        band; every token always sees itself, so padding rows stay finite).
+        """
         x, _ = self.embed(obs, prev_actions, prev_rewards, steps, final_obs=final_obs)
         B, T, _ = x.shape
-        position = torch.arange(T, device=x.device)
-        distance = position[:, None] - position[None, :]  # (T, T)
-        allowed = ((distance >= 0) & (distance < self.config.context_len))[None, None]  # (1, 1, T, T)
+        position = torch.arange(T, device=x.device)[None] if positions is None else positions  # (B or 1, T)
+        distance = position[:, :, None] - position[:, None, :]  # (B or 1, T, T)
+        band = (distance >= 0) & (distance < self.config.context_len)
+        if allowed is not None:
+            band = (band & allowed) | torch.eye(T, dtype=torch.bool, device=x.device)
+        allowed = band[:, None]  # (B or 1, 1, T, T)
         if self.training and self.config.token_mask_prob > 0:
             # Hide random context tokens from every query (never a token from itself).
             hidden = torch.rand(B, 1, 1, T, device=x.device) < self.config.token_mask_prob
-            allowed = allowed & ~(hidden & (distance > 0))
+            allowed = allowed & ~(hidden & (distance[:, None] > 0))
         for block in self.blocks:
             x = block(x, distance, allowed)
         return self.head(self.ln_f(x))

@@ -7,7 +7,6 @@ distillation), all recorded into the same history format.
 
 from __future__ import annotations
 
-import importlib
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -22,17 +21,18 @@ from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from ad_gym.agents.baselines import UCBAgent, oracle_for
+from ad_gym.agents.baselines import UCBAgent
 from ad_gym.data.histories import History
-from ad_gym.envs.tasks import canonical_env_id, family
+from ad_gym.envs.tasks import canonical_env_id, family, oracle_for
 from ad_gym.models.transformer import pixel_convs
+from ad_gym.sources.noisy_oracle import NoiseSchedule, NoisyOracle
 from ad_gym.sources.recorder import HistoryBuffer, HistoryRecorder
 from ad_gym.version import __version__
 
 SB3_ALGORITHMS = {"a2c": A2C, "ppo": PPO, "dqn": DQN}
 # Sources that are not SB3 learners: agents with predict/observe, run by `_run_agent`. The oracle
 # knows the task and does not learn: its "history" is expert demonstrations.
-AGENT_SOURCES = {"ucb": UCBAgent, "oracle": oracle_for}
+AGENT_SOURCES = {"ucb": UCBAgent, "oracle": oracle_for, "oracle-eps": NoisyOracle}
 ALGORITHMS = {**SB3_ALGORITHMS, **AGENT_SOURCES}
 
 # Our defaults on top of SB3's own (SB3's defaults apply to everything not listed).
@@ -46,6 +46,7 @@ DEFAULT_HYPERPARAMS: dict[str, dict[str, Any]] = {
     "dqn": {"learning_starts": 1000, "exploration_fraction": 0.3, "target_update_interval": 500},
     "ucb": {"c": 1.0},  # UCB1's exploration bonus c * sqrt(2 ln t / n)
     "oracle": {},
+    "oracle-eps": NoiseSchedule().to_dict(),  # the noise schedule (ad_gym.sources.noisy_oracle)
 }
 
 
@@ -79,6 +80,12 @@ class SourceConfig:
             if self.hyperparams:
                 raise ValueError(f"the oracle takes no hyperparameters, got {sorted(self.hyperparams)}")
             return
+        if self.algo == "oracle-eps":
+            unknown = set(self.hyperparams) - set(DEFAULT_HYPERPARAMS["oracle-eps"])
+            if unknown:
+                raise ValueError(f"{sorted(unknown)} are not noise-schedule settings; allowed: {sorted(DEFAULT_HYPERPARAMS['oracle-eps'])}")
+            NoiseSchedule(**self.algo_kwargs())  # checks the values
+            return
         algo_class = ALGORITHMS[self.algo]
         reserved = {"env", "seed", "device", "verbose", "policy", "action_space"} & set(self.hyperparams)
         if reserved:
@@ -103,18 +110,9 @@ def task_seed(seed: int, task_index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(task_index)]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
-def source_wrapper(env_id: str):
-    """The observation wrapper source learners see ``env_id`` through, or None (see `TaskFamily`)."""
-    path = family(env_id).source_wrapper
-    if path is None:
-        return None
-    module, name = path.split(":")
-    return getattr(importlib.import_module(module), name)
-
-
 def _make_env(env_id: str, task: dict[str, Any]) -> gym.Env:
     env = gym.make(env_id, **task)
-    wrapper = source_wrapper(env_id)
+    wrapper = family(env_id).source_wrapper  # e.g. Key-to-Door's has-key flag, for the learner only
     return wrapper(env) if wrapper else env
 
 
@@ -159,7 +157,7 @@ def validate_source(env_id: str, config: SourceConfig) -> None:
             raise ValueError(f"UCB ignores observations: it is a source for bandits (AdversarialBandit-v0), not {env_id}")
         UCBAgent(gym.make(env_id).action_space, **config.algo_kwargs())
         return
-    if config.algo == "oracle":
+    if config.algo in ("oracle", "oracle-eps"):
         oracle_for(env_id, family(env_id).all_tasks[:1])  # raises for a family without one
         return
     try:
@@ -182,6 +180,12 @@ def learn_task(env_id: str, task: dict[str, Any], config: SourceConfig, seed: in
         arrays = _run_agent(env_id, task, UCBAgent(gym.make(env_id).action_space, **config.algo_kwargs()), config, learner_seed)
     elif config.algo == "oracle":
         arrays = _run_agent(env_id, task, oracle_for(env_id, [task] * config.n_streams), config, learner_seed)
+    elif config.algo == "oracle-eps":
+        noisy = NoisyOracle(
+            lambda tasks: oracle_for(env_id, tasks), task, config.n_streams, int(gym.make(env_id).action_space.n),
+            NoiseSchedule(**config.algo_kwargs()), seed=learner_seed, decoys=family(env_id).split("train"),
+        )
+        arrays = _run_agent(env_id, task, noisy, config, learner_seed)
     else:
         arrays = _run_sb3(env_id, task, config, learner_seed)
     seconds = time.perf_counter() - start
@@ -199,7 +203,7 @@ def learn_task(env_id: str, task: dict[str, Any], config: SourceConfig, seed: in
 
 def _run_sb3(env_id: str, task: dict[str, Any], config: SourceConfig, seed: int) -> dict[str, np.ndarray]:
     model, vec_env = _make_learner(env_id, task, config, seed)
-    wrapper = source_wrapper(env_id)
+    wrapper = family(env_id).source_wrapper
     recorder = HistoryRecorder(observation_fn=wrapper.history_observation if wrapper else None)
     model.learn(total_timesteps=config.total_steps, callback=recorder)
     vec_env.close()

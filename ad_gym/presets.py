@@ -1,0 +1,184 @@
+"""Named presets: everything a pipeline run needs besides the env, as data.
+
+A preset names the source learner, the methods to train and compare (each a `Method` with its own
+settings), and the evaluation. `ad-gym run ENV --preset NAME` runs one; `get_preset` looks one up.
+The figures behind each recipe are in benchmarks/results/ (named in the comments).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ad_gym.envs.tasks import canonical_env_id
+from ad_gym.methods.ad import AD
+from ad_gym.methods.ed import ED
+from ad_gym.methods.base import Method
+from ad_gym.sources.sb3 import SourceConfig
+from ad_gym.training import TrainConfig
+
+
+@dataclass
+class Preset:
+    """The source, the methods and the evaluation of a pipeline run."""
+
+    source: SourceConfig
+    methods: tuple[Method, ...]
+    eval_episodes: int = 100
+    eval_seeds: tuple[int, ...] = (0, 1, 2, 3)
+    train_tasks: int | None = None  # only the first N tasks of the train split (default: all)
+    # Independent source learners per train task (collection seeds seed, seed + 1, ...): AD sees
+    # several learning histories of each task, which it otherwise memorises when tasks are few.
+    # Held-out tasks keep one learner, so the source's curve there is unchanged.
+    train_learners: int = 1
+    test_tasks: int | None = None  # only the first N held-out tasks, for collection and evaluation
+    notes: str = ""
+
+    def __post_init__(self):
+        if isinstance(self.train_learners, bool) or not isinstance(self.train_learners, int) or self.train_learners < 1:
+            raise ValueError(f"train_learners must be a positive integer, got {self.train_learners!r}")
+        self.methods = tuple(self.methods)
+        if not self.methods or not all(isinstance(m, Method) for m in self.methods):
+            raise TypeError(f"methods must be one or more Method instances (ad_gym.methods), got {self.methods!r}")
+        names = [m.name for m in self.methods]
+        if len(set(names)) != len(names):
+            raise ValueError(f"each method may appear once in a preset, got {names}")
+
+
+def ad_and_ed(train: TrainConfig, expert_episodes: int | None = 20, expert_updates: int | None = None,
+              expert_source: SourceConfig | None = None) -> tuple[Method, Method]:
+    """AD on the source's histories and its control, ED, trained ``expert_updates`` times (default: AD's)."""
+    expert = dataclasses.replace(train, updates=expert_updates or train.updates)
+    return AD(train), ED(expert, expert_episodes=expert_episodes, expert_source=expert_source)
+
+
+# Dark Room recipe (benchmarks/results/darkroom_recipe.md has the measurements behind it): the
+# SB3 A2C source's per-stream histories, every 4th episode, the first 25 kept (the source's
+# learning phase: 100 of its episodes), a 200-token banded context (10 kept episodes), 300-token
+# training sequences, no dropout. Only the first 100 episodes per stream are used, so the
+# source is run for 8 streams x 100 episodes x 20 steps = 16k steps per task.
+_DARK_ROOM_SOURCE = SourceConfig(algo="a2c", n_streams=8, total_steps=16_000)
+_DARK_ROOM_TRAIN = TrainConfig(updates=2000)  # TrainConfig's defaults are this recipe
+
+# Adversarial Bandit: UCB, 4 independent streams per task, 10 episodes (1000 pulls) each; its
+# statistics carry over between episodes, so each stream is one learning history over 10
+# episodes. UCB learns fastest in its first episodes, so AD keeps every episode of the first 5
+# and a 200-token context holds two episodes. UCB never stops exploring, so its late episodes
+# are no expert: ED learns from the oracle's demonstrations (always the best arm), as the
+# paper's expert distillation does, which is why it cannot adapt to a new condition.
+_BANDIT_SOURCE = SourceConfig(algo="ucb", n_streams=4, total_steps=4000)
+_BANDIT_TRAIN = TrainConfig(every_k=1, max_episodes=5, updates=2000)
+_BANDIT_EXPERT = SourceConfig(algo="oracle", n_streams=1, total_steps=500)
+
+# Dark Key-to-Door: A2C on the has-key wrapper, 32 streams sharing one learner, 1000 steps
+# (at least 20 episodes) per stream; with 32 streams the learner finds the key within ~5
+# episodes per stream and the door within ~15. AD keeps every episode of the first 20; ED the
+# last 20 (return ~1.9 of 2; the last 5 alone are shorter than one 300-token training
+# sequence). Measured: 200 or 1000 train tasks give the same AD curve at this training length,
+# so 600 keep collection short.
+_KEY_TO_DOOR_SOURCE = SourceConfig(algo="a2c", n_streams=32, total_steps=32_000)
+_KEY_TO_DOOR_TRAIN = TrainConfig(every_k=1, max_episodes=20, updates=3000)
+
+# Dark Key-to-Door v1 (episodes never end at the door, so the door cell is observed and a
+# 200-token context is exactly 4 episodes, as in the paper): the same A2C learner run for 2000
+# steps (40 episodes) per stream, all 40 episodes kept, and long training: measured on 300
+# train tasks, AD at episode 100 went from 1.09 (2000 updates) to 1.39 (5000 updates), and the
+# full preset's 10,000 updates on 600 reach 1.55; the extra updates buy the door's recall
+# (benchmarks/results/keytodoor_recipe.md).
+_KEY_TO_DOOR_V1_SOURCE = SourceConfig(algo="a2c", n_streams=32, total_steps=64_000)
+_KEY_TO_DOOR_V1_TRAIN = TrainConfig(every_k=1, max_episodes=None, updates=5000, warmup=200)
+
+# Watermaze: PPO with the SmallCNN on pixels, 8 streams sharing one learner, 2000 steps (at
+# least 40 episodes) per stream; the learner finds most platforms within ~10-20 episodes per
+# stream, and on some it later collapses, so ED learns from the oracle's optimal paths instead
+# of the source's last episodes. AD keeps every episode of the first 30.
+_WATERMAZE_SOURCE = SourceConfig(algo="ppo", n_streams=8, total_steps=16_000)
+_WATERMAZE_TRAIN = TrainConfig(every_k=1, max_episodes=30, updates=2000)
+# 600 steps: even the platform one step ahead gives a stream longer than a training sequence.
+_WATERMAZE_EXPERT = SourceConfig(algo="oracle", n_streams=1, total_steps=600)
+
+# Watermaze v1 (compass moves): PPO updated more often and harder (16-step rollouts, 10 epochs)
+# so it learns within a few episodes per stream, 16 streams, 800 steps each; AD keeps each
+# stream's first 30 episodes. Measured with the same AD training: held-out success in episodes
+# 31-40 0.40 (v0 with its own recipe: 0.26), recall 0.71 (0.40); benchmarks/results/watermaze_recipe.md.
+_WATERMAZE_V1_PPO = SourceConfig(algo="ppo", n_streams=16, total_steps=12_800, hyperparams={"n_steps": 16, "n_epochs": 10})
+# default: the same PPO with an entropy bonus of 0.2. Its streams keep a stochastic policy, so
+# their histories hold failed returns and recoveries (P(success | success) 0.96 instead of 0.98)
+# and exploration closer to a random walk; AD distilled from them goes back to a found platform
+# 0.92 of the time (0.77 without the bonus), benchmarks/results/watermaze_recipe.md.
+_WATERMAZE_V1_SOURCE = dataclasses.replace(_WATERMAZE_V1_PPO, hyperparams={**_WATERMAZE_V1_PPO.hyperparams, "ent_coef": 0.2})
+# Each token also embeds the previous view (prev_obs), so the token that carries a platform's
+# reward also holds the view it was earned from: 31-40 success 0.40 -> 0.49, recall 0.71 -> 0.78.
+_WATERMAZE_V1_TRAIN = dataclasses.replace(_WATERMAZE_TRAIN, prev_obs=True, final_obs=True)
+# full: the default's source and model with two PPO learners per training platform (AD otherwise
+# memorises the 64 platforms: its held-out loss climbs), 5000 updates, 8 evaluation seeds.
+_WATERMAZE_V1_FULL_TRAIN = dataclasses.replace(_WATERMAZE_V1_TRAIN, updates=5000, warmup=200)
+
+PRESETS: dict[str, dict[str, Preset]] = {
+    "DarkRoom-v0": {
+        "default": Preset(source=_DARK_ROOM_SOURCE, methods=ad_and_ed(_DARK_ROOM_TRAIN), notes="2-core CPU, <= 30 minutes in all"),
+        "full": Preset(
+            source=_DARK_ROOM_SOURCE,
+            methods=ad_and_ed(dataclasses.replace(_DARK_ROOM_TRAIN, updates=5000, warmup=200), expert_updates=1500),
+            notes="2-core CPU, <= 90 minutes in all",
+        ),
+    },
+    "DarkKeyToDoor-v0": {
+        "default": Preset(
+            source=_KEY_TO_DOOR_SOURCE, methods=ad_and_ed(_KEY_TO_DOOR_TRAIN, expert_episodes=20, expert_updates=1000),
+            eval_seeds=(0, 1), train_tasks=600, test_tasks=40, notes="2-core CPU, <= 45 minutes in all",
+        ),
+    },
+    "DarkKeyToDoor-v1": {
+        "default": Preset(
+            source=_KEY_TO_DOOR_V1_SOURCE, methods=ad_and_ed(_KEY_TO_DOOR_V1_TRAIN, expert_episodes=20, expert_updates=1000),
+            eval_seeds=(0, 1), train_tasks=300, test_tasks=40, notes="2-core CPU, <= 45 minutes in all",
+        ),
+        "full": Preset(
+            source=_KEY_TO_DOOR_V1_SOURCE,
+            methods=ad_and_ed(dataclasses.replace(_KEY_TO_DOOR_V1_TRAIN, updates=10_000), expert_episodes=20, expert_updates=1000),
+            eval_seeds=(0, 1), train_tasks=600, test_tasks=40, notes="2-core CPU, <= 90 minutes in all",
+        ),
+    },
+    "Watermaze-v0": {
+        "default": Preset(
+            source=_WATERMAZE_SOURCE,
+            methods=ad_and_ed(_WATERMAZE_TRAIN, expert_episodes=None, expert_updates=500, expert_source=_WATERMAZE_EXPERT),
+            eval_episodes=50, notes="2-core CPU, <= 45 minutes in all",
+        ),
+    },
+    "Watermaze-v1": {
+        "default": Preset(
+            source=_WATERMAZE_V1_SOURCE,
+            methods=ad_and_ed(_WATERMAZE_V1_TRAIN, expert_episodes=None, expert_updates=500, expert_source=_WATERMAZE_EXPERT),
+            eval_episodes=50, notes="2-core CPU, <= 45 minutes in all",
+        ),
+        "full": Preset(
+            source=_WATERMAZE_V1_SOURCE,
+            methods=ad_and_ed(_WATERMAZE_V1_FULL_TRAIN, expert_episodes=None, expert_updates=500, expert_source=_WATERMAZE_EXPERT),
+            train_learners=2, eval_episodes=50, eval_seeds=tuple(range(8)), notes="2-core CPU, <= 90 minutes in all",
+        ),
+    },
+    "AdversarialBandit-v0": {
+        "default": Preset(
+            source=_BANDIT_SOURCE, methods=ad_and_ed(_BANDIT_TRAIN, expert_episodes=5, expert_updates=500, expert_source=_BANDIT_EXPERT),
+            eval_episodes=10, eval_seeds=(0, 1), test_tasks=50, notes="2-core CPU, <= 45 minutes in all",
+        ),
+        # All 10 episodes of UCB's histories (AD also learns how UCB exploits later), twice the
+        # updates, every task of every condition with 4 seeds.
+        "full": Preset(
+            source=_BANDIT_SOURCE,
+            methods=ad_and_ed(dataclasses.replace(_BANDIT_TRAIN, max_episodes=10, updates=4000), expert_episodes=5,
+                              expert_updates=500, expert_source=_BANDIT_EXPERT),
+            eval_episodes=10, notes="2-core CPU, <= 90 minutes in all",
+        ),
+    },
+}
+
+
+def get_preset(env_id: str, name: str) -> Preset:
+    env_id = canonical_env_id(env_id)
+    presets = PRESETS.get(env_id, {})
+    if name not in presets:
+        raise ValueError(f"no preset {name!r} for {env_id}; available: {sorted(presets)}")
+    return presets[name]
