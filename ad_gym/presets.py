@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 from ad_gym.envs.tasks import canonical_env_id
 from ad_gym.methods.ad import AD
-from ad_gym.methods.ed import ED
+from ad_gym.methods.ad_eps import ADEps
 from ad_gym.methods.base import Method
+from ad_gym.methods.dpt import DPT
+from ad_gym.methods.ed import ED
 from ad_gym.sources.sb3 import SourceConfig
 from ad_gym.training import TrainConfig
 
@@ -59,6 +61,12 @@ def ad_and_ed(train: TrainConfig, expert_episodes: int | None = 20, expert_updat
 # source is run for 8 streams x 100 episodes x 20 steps = 16k steps per task.
 _DARK_ROOM_SOURCE = SourceConfig(algo="a2c", n_streams=8, total_steps=16_000)
 _DARK_ROOM_TRAIN = TrainConfig(updates=2000)  # TrainConfig's defaults are this recipe
+# AD-ε: the oracle with decaying random actions, 16 streams x 30 episodes per goal, the noise gone
+# after 25; AD's model and trainer on every episode (benchmarks/results/methods_notes.md).
+_DARK_ROOM_NOISY = SourceConfig(algo="oracle-eps", n_streams=16, total_steps=9600, hyperparams={"decay_episodes": 25})
+_DARK_ROOM_AD_EPS = ADEps(dataclasses.replace(_DARK_ROOM_TRAIN, every_k=1, max_episodes=None), source=_DARK_ROOM_NOISY)
+# DPT: its defaults are the Dark Room recipe (ad_gym/methods/dpt.py).
+_DARK_ROOM_DPT = DPT()
 
 # Adversarial Bandit: UCB, 4 independent streams per task, 10 episodes (1000 pulls) each; its
 # statistics carry over between episodes, so each stream is one learning history over 10
@@ -116,10 +124,18 @@ _WATERMAZE_V1_FULL_TRAIN = dataclasses.replace(_WATERMAZE_V1_TRAIN, updates=5000
 
 PRESETS: dict[str, dict[str, Preset]] = {
     "DarkRoom-v0": {
-        "default": Preset(source=_DARK_ROOM_SOURCE, methods=ad_and_ed(_DARK_ROOM_TRAIN), notes="2-core CPU, <= 30 minutes in all"),
+        "default": Preset(
+            source=_DARK_ROOM_SOURCE,
+            methods=(*ad_and_ed(_DARK_ROOM_TRAIN, expert_updates=500), _DARK_ROOM_AD_EPS, _DARK_ROOM_DPT),
+            notes="2-core CPU, <= 30 minutes in all",
+        ),
         "full": Preset(
             source=_DARK_ROOM_SOURCE,
-            methods=ad_and_ed(dataclasses.replace(_DARK_ROOM_TRAIN, updates=5000, warmup=200), expert_updates=1500),
+            methods=(
+                *ad_and_ed(dataclasses.replace(_DARK_ROOM_TRAIN, updates=5000, warmup=200), expert_updates=1500),
+                dataclasses.replace(_DARK_ROOM_AD_EPS, config=dataclasses.replace(_DARK_ROOM_AD_EPS.config, updates=5000, warmup=200)),
+                dataclasses.replace(_DARK_ROOM_DPT, config=dataclasses.replace(_DARK_ROOM_DPT.config, updates=2500, warmup=200)),
+            ),
             notes="2-core CPU, <= 90 minutes in all",
         ),
     },

@@ -136,3 +136,31 @@ def test_packed_rows_give_the_logits_of_the_plain_sequence():
         plain = model(**tokens)
         masked = model(**padded, positions=positions, allowed=allowed)[:, pad:]
     torch.testing.assert_close(plain, masked)
+
+
+@pytest.mark.parametrize("env_id", ["DarkKeyToDoor-v1", "AdversarialBandit-v0", "Watermaze-v1"])
+def test_dpt_and_ad_eps_train_and_play_on_every_family_with_an_oracle(env_id, tmp_path):
+    from ad_gym.envs.tasks import tasks
+
+    horizon = {"DarkKeyToDoor-v1": 50, "AdversarialBandit-v0": 100, "Watermaze-v1": 50}[env_id]
+    config = dataclasses.replace(TINY_TRAIN, context_len=2 * horizon + 20, seq_len=3 * horizon, updates=3)
+    dpt = DPT(config,
+              context_source=SourceConfig(algo="oracle-eps", n_streams=2, total_steps=8 * horizon, hyperparams={"decoy": True}),
+              query_source=SourceConfig(algo="oracle", n_streams=1, total_steps=2 * horizon))
+    ad_eps = ADEps(dataclasses.replace(config, every_k=1, max_episodes=None),
+                   source=SourceConfig(algo="oracle-eps", n_streams=2, total_steps=8 * horizon, hyperparams={"decay_episodes": 4}))
+    preset = Preset(source=SourceConfig(algo="oracle", n_streams=1, total_steps=4 * horizon), methods=(dpt, ad_eps),
+                    eval_episodes=2, eval_seeds=(0,), train_tasks=2, test_tasks=1)
+    result = run_pipeline(env_id, preset, tmp_path, workers=1, progress=False)
+    assert result.methods == ("DPT", "AD-ε")
+    assert result.curves["DPT"].shape == result.curves["AD-ε"].shape == (len(tasks(env_id, "test")[:1]), 2)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"queries_per_row": 0}, "queries_per_row"),
+    ({"config": dataclasses.replace(TINY_TRAIN, prev_obs=True)}, "prev_obs"),
+    ({"query_source": SourceConfig(algo="a2c")}, "oracle"),
+])
+def test_dpt_settings_that_cannot_work_are_clear_errors(bad, message):
+    with pytest.raises(ValueError, match=message):
+        DPT(**bad)

@@ -152,7 +152,8 @@ class DarkKeyToDoorEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         if self.door_open and self.terminate_on_door:
             raise RuntimeError("the episode is over (the door is open): call reset()")
-        if isinstance(action, (bool, np.bool_)) or not self.action_space.contains(action):
+        plain = type(action) in (int, np.int64) and 0 <= action < self.action_space.n  # the common case, fast
+        if not plain and (isinstance(action, (bool, np.bool_)) or not self.action_space.contains(action)):
             raise ValueError(f"action must be an integer in [0, {self.action_space.n - 1}], got {action!r}")
         dx, dy = ACTION_DELTAS[int(action)]
         x = min(max(self.agent[0] + int(dx), 0), self.size - 1)

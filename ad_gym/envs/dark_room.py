@@ -155,7 +155,8 @@ class DarkRoomEnv(gym.Env):
     def step(self, action) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
         if self.goal is None:
             raise RuntimeError("call reset() before step()")
-        if isinstance(action, (bool, np.bool_)) or not self.action_space.contains(action):
+        plain = type(action) in (int, np.int64) and 0 <= action < self.action_space.n  # the common case, fast
+        if not plain and (isinstance(action, (bool, np.bool_)) or not self.action_space.contains(action)):
             raise ValueError(f"action must be an integer in [0, {self.action_space.n - 1}], got {action!r}")
         dx, dy = ACTION_DELTAS[int(action)]
         x = min(max(self.agent[0] + int(dx), 0), self.size - 1)

@@ -13,7 +13,7 @@ the context holds the agent's own earlier steps of the current episode. Trained 
 model reads those steps as an oracle's (the label's) and so keeps heading for the one target they
 are consistent with: sampling an action per step then samples a whole trajectory of *posterior
 sampling* (one hypothesis per episode), which explores a Dark Room far better than sampling each
-step from the posterior's marginal (measured: benchmarks/results/dpt_notes.md). Several queries share
+step from the posterior's marginal (measured: benchmarks/results/methods_notes.md). Several queries share
 one context window in a row (each sees the window only up to where it starts), so a batch holds
 several labelled episodes per context for the cost of one.
 """
@@ -37,9 +37,10 @@ from ad_gym.training import TrainConfig, check_disjoint, fit
 
 
 def _context_source() -> SourceConfig:
-    # Each episode heads for a random task's target, one action in five random: 30 episodes per stream.
+    # Dark Room: each episode heads for a random task's target (for the true one 3 times in 10),
+    # one action in five random; 16 streams of 30 episodes per task.
     return SourceConfig(algo="oracle-eps", n_streams=16, total_steps=9600,
-                        hyperparams={"decoy": True, "eps_start": 0.2, "eps_end": 0.2})
+                        hyperparams={"decoy": True, "eps_start": 0.2, "eps_end": 0.2, "true_prob": 0.3})
 
 
 def _query_source() -> SourceConfig:
@@ -53,15 +54,20 @@ class DPT(Method):
     slug = "dpt"
     summary = "Decision-Pretrained Transformer: predict the oracle's action from an exploration context"
 
-    config: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=32))
+    config: TrainConfig = field(default_factory=lambda: TrainConfig(updates=1000))
     context_source: SourceConfig = field(default_factory=_context_source)  # the in-context datasets
     query_source: SourceConfig = field(default_factory=_query_source)  # the oracle episodes that are the queries
+    queries_per_row: int = 4  # oracle episodes sharing one context window in a training row
 
     def __post_init__(self):
+        if isinstance(self.queries_per_row, bool) or not isinstance(self.queries_per_row, int) or self.queries_per_row < 1:
+            raise ValueError(f"queries_per_row must be a positive integer, got {self.queries_per_row!r}")
         if self.query_source.algo != "oracle":
             raise ValueError(f"DPT's queries are the oracle's episodes (algo 'oracle'), got {self.query_source.algo!r}")
-        if self.config.final_obs:
-            raise ValueError("DPT does not support final_obs yet")
+        if self.config.final_obs or self.config.prev_obs:
+            # Packed rows put a query right after another query or the context: the token before
+            # it is not the one it follows, which prev_obs and final_obs would read.
+            raise ValueError("DPT does not support prev_obs or final_obs models yet")
 
     def collections(self) -> list[Collection]:
         return [Collection("dpt-context", self.context_source), Collection("oracle", self.query_source)]
@@ -73,7 +79,8 @@ class DPT(Method):
         check_disjoint(histories["train"][0], histories["test"][0])
         n_actions = self.config.model_config(data.env_id).n_actions
         train, val = (
-            QueryEpisodeSampler(*histories[split], n_actions, self.config.context_len, torch.Generator().manual_seed(seed + offset))
+            QueryEpisodeSampler(*histories[split], n_actions, self.config.context_len, torch.Generator().manual_seed(seed + offset),
+                                self.queries_per_row)
             for split, offset in (("train", 0), ("test", 1))
         )
         description = {

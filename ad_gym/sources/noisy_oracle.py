@@ -78,20 +78,27 @@ class NoisyOracle:
         self.decoys = decoys or [task]
         self.rng = np.random.default_rng(seed)
         self.episode = np.zeros(n_streams, dtype=np.int64)
-        self.oracles = [self._oracle() for _ in range(n_streams)]  # one per stream: each may head elsewhere
         self.episode_start = np.ones(n_streams, dtype=bool)
+        # Without decoys every stream follows its own task's oracle: one oracle acts for the batch.
+        # Decoys change each stream's target at its own episode ends: one oracle per stream.
+        self.oracles = [self._oracle() for _ in range(n_streams)] if schedule.decoy else [make_oracle([task] * n_streams)]
 
     def _oracle(self):
-        decoy = self.schedule.decoy and self.rng.random() >= self.schedule.true_prob
-        target = self.decoys[self.rng.integers(len(self.decoys))] if decoy else self.task
-        return self.make_oracle([target])
+        decoy = self.rng.random() >= self.schedule.true_prob
+        return self.make_oracle([self.decoys[self.rng.integers(len(self.decoys))] if decoy else self.task])
+
+    def _parts(self):
+        """(oracle, rows of the batch it acts for) pairs."""
+        if len(self.oracles) == 1 and not self.schedule.decoy:
+            return [(self.oracles[0], slice(None))]
+        return [(oracle, slice(i, i + 1)) for i, oracle in enumerate(self.oracles)]
 
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
         obs = np.asarray(observation)
-        actions = np.empty(len(self.oracles), dtype=np.int64)
-        for i, oracle in enumerate(self.oracles):
-            action, _ = oracle.predict(obs[i : i + 1], episode_start=self.episode_start[i : i + 1])
-            actions[i] = np.asarray(action).reshape(-1)[0]
+        actions = np.empty(len(self.episode), dtype=np.int64)
+        for oracle, rows in self._parts():
+            action, _ = oracle.predict(obs[rows], episode_start=self.episode_start[rows])
+            actions[rows] = np.asarray(action).reshape(-1)
         noisy = self.rng.random(len(actions)) < self.schedule.eps(self.episode)
         actions[noisy] = self.rng.integers(self.n_actions, size=int(noisy.sum()))
         self.episode_start[:] = False
@@ -99,9 +106,9 @@ class NoisyOracle:
 
     def observe(self, reward, done=None, state=None, next_obs=None):
         rewards = np.asarray(reward).reshape(-1)
-        ended = np.zeros(len(self.oracles), dtype=bool) if done is None else np.asarray(done, dtype=bool).reshape(-1)
-        for i, oracle in enumerate(self.oracles):
-            oracle.observe(rewards[i : i + 1], ended[i : i + 1])
+        ended = np.zeros(len(self.episode), dtype=bool) if done is None else np.asarray(done, dtype=bool).reshape(-1)
+        for oracle, rows in self._parts():
+            oracle.observe(rewards[rows], ended[rows])
         for i in np.flatnonzero(ended):
             self.episode[i] += 1
             self.episode_start[i] = True
