@@ -152,9 +152,9 @@ def main() -> None:
             agent.meta["provenance"]["command"] = f"ad-gym run {env_id} --preset {args.preset} --seed {args.seed}"
             agent.save(args.save_checkpoints / f"{method.slug}.pt")
         lines += ["", f"Checkpoints saved to `{args.save_checkpoints}`."]
-    for name in args.compare_pretrained:
-        lines += ["", f"## The shipped pretrained model `{name}` against this run", "",
-                  *compare_pretrained(env_id, name, result, preset)]
+    for shipped in args.compare_pretrained:
+        lines += ["", f"## The shipped pretrained model `{shipped}` against this run", "",
+                  *compare_pretrained(env_id, shipped, result, preset)]
     text = "\n".join(lines) + "\n"
     (RESULTS / f"{name}.md").write_text(text)
     print(text)

@@ -33,3 +33,18 @@ def test_unknown_pretrained_name_lists_the_shipped_ones():
 
     with pytest.raises(CheckpointError, match="darkroom"):
         ADAgent.load("no-such-model")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("name, method", [("darkroom", "AD"), ("darkroom-dpt", "DPT"), ("darkroom-ad-eps", "AD-ε")])
+def test_one_loader_returns_the_agent_of_every_shipped_model(name, method):
+    import ad_gym
+    from ad_gym.checkpoints import checkpoint_method
+    from ad_gym.evaluation import play_episodes
+
+    agent = ad_gym.load_agent(name, env_id="DarkRoom-v0", seed=0)
+    assert checkpoint_method(agent.meta) == method and agent.meta["provenance"]["command"].startswith("ad-gym run")
+    returns = play_episodes(lambda rows: agent, "DarkRoom-v0", [{"goal": (2, 4)}], 30, seeds=[0, 1])  # a held-out goal
+    assert returns[:, -5:].mean() > returns[:, :1].mean()  # every shipped model learns in context
