@@ -2,8 +2,8 @@
 
 DPT learns to predict the *optimal* action for a query state from an in-context dataset of the
 same task. Here the dataset is a window of exploration episodes (goal-agnostic behaviour: see
-`ad_gym.sources.noisy_oracle`, ``decoy=True``) and the queries are the states of one episode of
-the family's oracle that follows it; the label at each query is the oracle's action. The model is
+`ad_gym.sources.noisy_oracle`, ``decoy=True``) and the queries are the states of an episode of
+the family's oracle played after it; the label at each query is the oracle's action. The model is
 AD's causal transformer (one token per transition), the loss is taken on the oracle episode only,
 and the agent is `ADAgent` unchanged, so DPT plays through the same ``predict`` / ``observe`` /
 cache as AD.
@@ -54,6 +54,9 @@ class DPT(Method):
     slug = "dpt"
     summary = "Decision-Pretrained Transformer: predict the oracle's action from an exploration context"
 
+    # The model, optimisation and context_len fields apply; training rows are context_len long
+    # windows plus their queries, so the history-slicing fields (every_k, max_episodes,
+    # expert_episodes, seq_len) do not.
     config: TrainConfig = field(default_factory=lambda: TrainConfig(updates=1000))
     context_source: SourceConfig = field(default_factory=_context_source)  # the in-context datasets
     query_source: SourceConfig = field(default_factory=_query_source)  # the oracle episodes that are the queries
