@@ -108,7 +108,7 @@ class DPT(Method):
 
 
 class QueryEpisodeSampler:
-    """Rows of one context window followed by up to ``queries`` oracle episodes, each query seeing
+    """Rows of one context window followed by up to ``queries_per_row`` oracle episodes, each query seeing
     the window only up to its own episode boundary (packed: see `ADTransformer.forward`).
 
     ``context``: exploration histories; ``queries``: the oracle's histories of the same tasks.

@@ -89,7 +89,7 @@ class NoisyOracle:
 
     def _parts(self):
         """(oracle, rows of the batch it acts for) pairs."""
-        if len(self.oracles) == 1 and not self.schedule.decoy:
+        if not self.schedule.decoy:
             return [(self.oracles[0], slice(None))]
         return [(oracle, slice(i, i + 1)) for i, oracle in enumerate(self.oracles)]
 
