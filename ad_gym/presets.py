@@ -77,6 +77,18 @@ _DARK_ROOM_DPT = DPT()
 _BANDIT_SOURCE = SourceConfig(algo="ucb", n_streams=4, total_steps=4000)
 _BANDIT_TRAIN = TrainConfig(every_k=1, max_episodes=5, updates=2000)
 _BANDIT_EXPERT = SourceConfig(algo="oracle", n_streams=1, total_steps=500)
+# AD-ε: the best-arm oracle with random pulls decaying over 8 of 10 episodes, 4 streams, every
+# episode, AD's trainer (benchmarks/results/methods_notes.md).
+_BANDIT_AD_EPS = ADEps(TrainConfig(every_k=1, max_episodes=None, updates=1000),
+                       source=SourceConfig(algo="oracle-eps", n_streams=4, total_steps=4000, hyperparams={"decay_episodes": 8}))
+# DPT as its paper ran it on bandits: contexts and queries of uniformly random pulls, every pull of
+# the query labelled with the best arm. The pulls say nothing, only the rewards do, so sampling the
+# model's action each step is Thompson sampling. One 100-pull query per row after up to 100 pulls.
+_RANDOM_PULLS = {"eps_start": 1.0, "eps_end": 1.0}
+_BANDIT_DPT = DPT(TrainConfig(updates=1000),
+                  context_source=SourceConfig(algo="oracle-eps", n_streams=2, total_steps=1000, hyperparams=_RANDOM_PULLS),
+                  query_source=SourceConfig(algo="oracle-eps", n_streams=1, total_steps=200, hyperparams=_RANDOM_PULLS),
+                  queries_per_row=1, label_steps="all")
 
 # Dark Key-to-Door: A2C on the has-key wrapper, 32 streams sharing one learner, 1000 steps
 # (at least 20 episodes) per stream; with 32 streams the learner finds the key within ~5
@@ -177,7 +189,9 @@ PRESETS: dict[str, dict[str, Preset]] = {
     },
     "AdversarialBandit-v0": {
         "default": Preset(
-            source=_BANDIT_SOURCE, methods=ad_and_ed(_BANDIT_TRAIN, expert_episodes=5, expert_updates=500, expert_source=_BANDIT_EXPERT),
+            source=_BANDIT_SOURCE,
+            methods=(*ad_and_ed(_BANDIT_TRAIN, expert_episodes=5, expert_updates=500, expert_source=_BANDIT_EXPERT),
+                     _BANDIT_AD_EPS, _BANDIT_DPT),
             eval_episodes=10, eval_seeds=(0, 1), test_tasks=50, notes="2-core CPU, <= 45 minutes in all",
         ),
         # All 10 episodes of UCB's histories (AD also learns how UCB exploits later), twice the

@@ -83,8 +83,8 @@ def test_dpt_trains_on_oracle_queries_after_exploration_contexts(tmp_path):
     result = run_pipeline("DarkRoom-v0", tiny_preset(dpt), tmp_path, workers=1, progress=False)
     assert result.methods == ("DPT",) and result.curves["DPT"].shape == (2, 6)
     meta, _ = load_checkpoint(tmp_path / "dpt" / "checkpoint.pt")
-    assert meta["method"] == "DPT" and meta["query_source"]["algo"] == "oracle"
-    assert (tmp_path / "histories" / "oracle-test").is_dir()  # the validation loss's queries
+    assert meta["method"] == "DPT" and meta["query_source"]["hyperparams"]["resample"]
+    assert (tmp_path / "histories" / "dpt-queries-test").is_dir()  # the validation loss's queries
 
 
 def test_query_episodes_are_labelled_by_the_oracle_and_see_only_the_context_before_them():
@@ -164,3 +164,55 @@ def test_dpt_and_ad_eps_train_and_play_on_every_family_with_an_oracle(env_id, tm
 def test_dpt_settings_that_cannot_work_are_clear_errors(bad, message):
     with pytest.raises(ValueError, match=message):
         DPT(**bad)
+
+
+def test_queries_that_tried_wrong_hypotheses_first_are_labelled_on_their_oracle_tail():
+    from ad_gym.methods.dpt import oracle_actions
+
+    goals = [(0, 1), (7, 6)]
+    ps_like = SourceConfig(algo="oracle-eps", n_streams=2, total_steps=200,
+                           hyperparams={"decoy": True, "resample": True, "eps_start": 0.0, "eps_end": 0.0, "true_prob": 0.5})
+    context = [learn_task("DarkRoom-v0", {"goal": g}, ps_like) for g in goals]
+    queries = [learn_task("DarkRoom-v0", {"goal": g}, ps_like) for g in goals]
+    oracle_histories = [learn_task("DarkRoom-v0", {"goal": g}, SourceConfig(algo="oracle", n_streams=1, total_steps=40)) for g in goals]
+    assert all((oracle_actions(h, "DarkRoom-v0") == h.actions).all() for h in oracle_histories)
+    labels = [oracle_actions(h, "DarkRoom-v0") for h in queries]
+    assert 0 < np.mean([(l == h.actions).mean() for l, h in zip(labels, queries)]) < 1  # some episodes head for decoys first
+    sampler = QueryEpisodeSampler(context, queries, n_actions=5, length=50, generator=torch.Generator().manual_seed(0),
+                                  queries_per_row=2, oracle=labels)
+    batch = sampler.sample(64)
+    partial = False
+    for row in range(64):
+        mask = batch["loss_mask"][row].numpy()
+        for start in (t for t in range(mask.size) if batch["steps"][row, t] == 0 and batch["allowed"][row, t, t]):
+            episode = np.arange(start, start + 20)
+            if not (batch["positions"][row, episode].numpy() == batch["positions"][row, start] + np.arange(20)).all():
+                continue  # a context episode cut short by the window
+            m = mask[episode]
+            if m.any():  # labelled on a tail only, and there the actions are the oracle's
+                assert m[np.argmax(m):].all()
+                partial |= not m.all()
+                obs, actions = batch["obs"][row, episode].numpy(), batch["actions"][row, episode].numpy()
+                oracles = [oracle_for("DarkRoom-v0", [{"goal": g}] * 20).predict(obs)[0] for g in goals]
+                assert any((actions[m] == expected[m]).all() for expected in oracles)
+    assert partial
+
+
+def test_all_steps_of_exploring_queries_can_carry_the_oracles_label():
+    from ad_gym.envs.tasks import tasks
+    from ad_gym.methods.dpt import oracle_actions
+
+    bandits = tasks("AdversarialBandit-v0", "train")[:2]
+    random_pulls = SourceConfig(algo="oracle-eps", n_streams=2, total_steps=400, hyperparams={"eps_start": 1.0, "eps_end": 1.0})
+    context = [learn_task("AdversarialBandit-v0", b, random_pulls) for b in bandits]
+    queries = [learn_task("AdversarialBandit-v0", b, random_pulls) for b in bandits]
+    labels = [oracle_actions(h, "AdversarialBandit-v0") for h in queries]
+    sampler = QueryEpisodeSampler(context, queries, n_actions=10, length=250, generator=torch.Generator().manual_seed(0),
+                                  queries_per_row=1, oracle=labels, label_steps="all")
+    batch = sampler.sample(8)
+    mask = batch["loss_mask"].numpy()
+    assert (mask.sum(axis=1) == 100).all()  # one whole 100-pull query per row, every pull labelled
+    best = {int(np.argmax(b["means"])) for b in bandits}
+    assert set(batch["actions"].numpy()[mask].tolist()) <= best  # the label is the best arm, not the pull
+    with pytest.raises(ValueError, match="label_steps"):
+        DPT(label_steps="some")

@@ -67,3 +67,69 @@ def test_cli_collects_noisy_oracle_histories(tmp_path, capsys):
     (history,) = load_histories(out)
     assert history.metadata["source"]["algo_kwargs"]["decay_episodes"] == 5
     assert history.n_streams == 2 and history.n_steps == 200
+
+
+def test_resampling_decoys_explore_like_posterior_sampling():
+    """With resample, a decoy never waits on a target it reached unpaid, and once paid it stays
+    on the goal for the rest of the episode."""
+    task = {"goal": (8, 8)}
+    history = learn_task("DarkRoom-v0", task, noisy(decoy=True, resample=True, eps_start=0.0, eps_end=0.0))
+    obs, rewards = np.asarray(history.observations), history.rewards
+    assert (rewards.sum(axis=1) > 0).all()  # every stream finds the far corner in 20 episodes
+    for s in range(history.n_streams):
+        found = np.flatnonzero(rewards[s] > 0)
+        before = found[0] if len(found) else len(rewards[s])
+        stays = (obs[s, 1:before] == obs[s, : before - 1]).all(axis=1) & ~history.dones[s, : before - 1]
+        assert not stays.any()  # unpaid, it never stands still
+        rest_of_episode = ~history.dones[s, before:].cumsum().astype(bool)
+        assert (rewards[s, before:][rest_of_episode] > 0).all()  # paid once: it stays on the goal
+    waits = learn_task("DarkRoom-v0", task, noisy(decoy=True, eps_start=0.0, eps_end=0.0))
+    o = np.asarray(waits.observations)
+    assert ((o[:, 1:] == o[:, :-1]).all(axis=2) & (waits.rewards[:, 1:] == 0)).any()  # without: it waits on them
+
+
+@pytest.mark.parametrize("bad, message", [({"resample": True}, "decoy"), ({"resample": 1, "decoy": True}, "bool")])
+def test_resample_settings_are_checked(bad, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        noisy(**bad)
+
+
+def test_resample_needs_an_oracle_that_knows_when_it_arrived():
+    from ad_gym.envs.tasks import tasks
+
+    with pytest.raises(ValueError, match="arrived"):
+        learn_task("AdversarialBandit-v0", tasks("AdversarialBandit-v0", "train")[0],
+                   noisy(decoy=True, resample=True))
+
+
+def test_resampled_hypotheses_are_targets_the_stream_has_not_visited():
+    import gymnasium as gym
+
+    from ad_gym.envs.dark_room import goal_oracle
+    from ad_gym.envs.tasks import tasks
+    from ad_gym.sources.noisy_oracle import NoisyOracle
+
+    drawn = []
+
+    def recording_oracle(task_list):
+        drawn.append(tuple(task_list[0]["goal"]) if len(task_list) == 1 else None)
+        return goal_oracle(task_list)
+
+    decoys = tasks("DarkRoom-v0", "train")
+    noisy_oracle = NoisyOracle(recording_oracle, {"goal": (0, 0)}, 1, 5,
+                               NoiseSchedule(eps_start=0.0, eps_end=0.0, decoy=True, resample=True), seed=0, decoys=decoys)
+    env = gym.make("DarkRoom-v0", goal=(0, 0))
+    obs, _ = env.reset(seed=0)
+    visited = {tuple(obs)}
+    for _ in range(200):
+        before = len(drawn)
+        action, _ = noisy_oracle.predict(obs[None])
+        if len(drawn) > before and drawn[-1] is not None:
+            unvisited_left = any(tuple(d["goal"]) not in visited for d in decoys)
+            assert drawn[-1] not in visited or not unvisited_left  # a new hypothesis is a cell not seen yet
+        obs, reward, terminated, truncated, _ = env.step(int(action[0]))
+        noisy_oracle.observe(np.array([reward]), np.array([terminated or truncated]), next_obs=obs[None])
+        visited.add(tuple(obs))
+        if terminated or truncated:
+            obs, _ = env.reset()
+    assert len(visited) > 60  # ten episodes cover most of the room

@@ -243,6 +243,11 @@ class GridOracle:
         actions = np.select([dx < 0, dx > 0, dy < 0, dy > 0], [LEFT, RIGHT, UP, DOWN], default=NOOP)
         return (actions if np.asarray(observation).ndim == 2 else actions[0]), state
 
+    def arrived(self, observation) -> np.ndarray:
+        """Per env: standing on its current target (where an unpaid target leaves it waiting)."""
+        obs = np.asarray(observation).reshape(-1, 2)
+        return (self.targets[np.arange(len(obs)), self.stage] == obs).all(axis=1)
+
     def observe(self, reward, done=None, state=None, next_obs=None):
         paid = np.asarray(reward).reshape(-1) > 0
         self.stage = np.minimum(self.stage + paid, self.targets.shape[1] - 1)

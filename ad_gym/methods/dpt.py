@@ -16,6 +16,13 @@ sampling* (one hypothesis per episode), which explores a Dark Room far better th
 step from the posterior's marginal (measured: benchmarks/results/methods_notes.md). Several queries share
 one context window in a row (each sees the window only up to where it starts), so a batch holds
 several labelled episodes per context for the cost of one.
+
+Posterior sampling drops a hypothesis it reaches without reward and draws another; an oracle
+never does, so a model trained on whole oracle episodes has never seen what follows and, at play
+time, waits on the wrong cell for the rest of the episode. Where the family's oracle can tell it
+has arrived (the grid families), the default queries are therefore episodes that try wrong
+hypotheses first (`NoiseSchedule.resample`) and are labelled on their oracle tail only
+(``label_steps="tail"``), and the contexts explore the same way.
 """
 
 from __future__ import annotations
@@ -30,21 +37,25 @@ import torch
 
 from ad_gym.data.histories import History, load_histories
 from ad_gym.data.windows import build_sequences
-from ad_gym.envs.tasks import task_key
+from ad_gym.envs.tasks import oracle_for, task_key
 from ad_gym.methods.base import Collection, Method, RunData, register
 from ad_gym.sources.sb3 import SourceConfig
 from ad_gym.training import TrainConfig, check_disjoint, fit
 
 
 def _context_source() -> SourceConfig:
-    # Dark Room: each episode heads for a random task's target (for the true one 3 times in 10),
-    # one action in five random; 16 streams of 30 episodes per task.
+    # Dark Room: posterior-sampling-like exploration, hypotheses drawn among the training goals not
+    # yet visited (the true one 3 times in 10), one action in five random; 16 streams of 30
+    # episodes per task.
     return SourceConfig(algo="oracle-eps", n_streams=16, total_steps=9600,
-                        hyperparams={"decoy": True, "eps_start": 0.2, "eps_end": 0.2, "true_prob": 0.3})
+                        hyperparams={"decoy": True, "resample": True, "eps_start": 0.2, "eps_end": 0.2, "true_prob": 0.3})
 
 
 def _query_source() -> SourceConfig:
-    return SourceConfig(algo="oracle", n_streams=1, total_steps=40)
+    # The same exploration without random actions, the true goal every other hypothesis: 4 streams
+    # of 5 episodes per task, labelled from the step they head for the true goal.
+    return SourceConfig(algo="oracle-eps", n_streams=4, total_steps=400,
+                        hyperparams={"decoy": True, "resample": True, "eps_start": 0.0, "eps_end": 0.0, "true_prob": 0.5})
 
 
 @register
@@ -61,19 +72,25 @@ class DPT(Method):
     context_source: SourceConfig = field(default_factory=_context_source)  # the in-context datasets
     query_source: SourceConfig = field(default_factory=_query_source)  # the oracle episodes that are the queries
     queries_per_row: int = 4  # oracle episodes sharing one context window in a training row
+    label_steps: str = "tail"  # which query steps carry the oracle's label: see QueryEpisodeSampler
 
     def __post_init__(self):
         if isinstance(self.queries_per_row, bool) or not isinstance(self.queries_per_row, int) or self.queries_per_row < 1:
             raise ValueError(f"queries_per_row must be a positive integer, got {self.queries_per_row!r}")
-        if self.query_source.algo != "oracle":
-            raise ValueError(f"DPT's queries are the oracle's episodes (algo 'oracle'), got {self.query_source.algo!r}")
+        if self.label_steps not in LABEL_STEPS:
+            raise ValueError(f"label_steps must be one of {LABEL_STEPS}, got {self.label_steps!r}")
+        if self.query_source.algo not in ("oracle", "oracle-eps"):
+            raise ValueError(
+                f"DPT's queries are episodes of the oracle (algo 'oracle'), or of a noisy oracle whose oracle "
+                f"steps are the labels (algo 'oracle-eps'), got {self.query_source.algo!r}"
+            )
         if self.config.final_obs or self.config.prev_obs:
             # Packed rows put a query right after another query or the context: the token before
             # it is not the one it follows, which prev_obs and final_obs would read.
             raise ValueError("DPT does not support prev_obs or final_obs models yet")
 
     def collections(self) -> list[Collection]:
-        return [Collection("dpt-context", self.context_source), Collection("oracle", self.query_source)]
+        return [Collection("dpt-context", self.context_source), Collection("dpt-queries", self.query_source)]
 
     def _samplers(self, data: RunData, seed: int) -> tuple["QueryEpisodeSampler", "QueryEpisodeSampler", dict[str, Any]]:
         context, queries = self.collections()
@@ -83,7 +100,8 @@ class DPT(Method):
         n_actions = self.config.model_config(data.env_id).n_actions
         train, val = (
             QueryEpisodeSampler(*histories[split], n_actions, self.config.context_len, torch.Generator().manual_seed(seed + offset),
-                                self.queries_per_row)
+                                self.queries_per_row, [oracle_actions(h, data.env_id) for h in histories[split][1]],
+                                self.label_steps)
             for split, offset in (("train", 0), ("test", 1))
         )
         description = {
@@ -107,11 +125,45 @@ class DPT(Method):
                    data=description, env_id=data.env_id, progress=progress, provenance=provenance)
 
 
+def oracle_actions(history: History, env_id: str) -> np.ndarray:
+    """``(streams, steps)``: the action the family's oracle takes at each recorded step.
+
+    The oracle of the history's task is replayed along the recorded steps (it sees the same
+    observations, rewards and episode ends), so the answer is exact for oracles that act from
+    what they observe (the grid families': any state) and for fixed plans from an episode's start.
+    """
+    n_streams, n_steps = history.actions.shape[:2]
+    oracle = oracle_for(env_id, [history.task] * n_streams)
+    actions = np.zeros((n_streams, n_steps), dtype=np.int64)
+    start = np.ones(n_streams, dtype=bool)
+    for t in range(n_steps):
+        action, _ = oracle.predict(np.asarray(history.observations[:, t]), episode_start=start)
+        actions[:, t] = np.asarray(action).reshape(n_streams)
+        oracle.observe(history.rewards[:, t], history.dones[:, t])
+        start = history.dones[:, t]
+    return actions
+
+
+LABEL_STEPS = ("tail", "all")
+
+
 class QueryEpisodeSampler:
     """Rows of one context window followed by up to ``queries_per_row`` oracle episodes, each query seeing
     the window only up to its own episode boundary (packed: see `ADTransformer.forward`).
 
     ``context``: exploration histories; ``queries``: the oracle's histories of the same tasks.
+    ``oracle`` (one ``(streams, steps)`` array per query history: the oracle's action at each step,
+    see `oracle_actions`; None: the recorded actions are the oracle's) gives the labels, and
+    ``label_steps`` which of a query episode's steps carry them:
+
+    - ``"tail"``: its longest tail on which the recorded actions are the oracle's. A query that
+      tried wrong hypotheses first (a ``resample`` noisy oracle) then teaches what the oracle does
+      after them, while its earlier steps stand in its context; the labelled steps are the
+      query's own moves, so the model reads the current episode's moves as an oracle's and keeps
+      to one hypothesis per episode.
+    - ``"all"``: every step, labelled with the oracle's action whatever was recorded (DPT's
+      original per-state labels): for queries whose moves carry no information (random pulls of a
+      bandit), where sampling the labels step by step is Thompson sampling.
     A window of up to ``length - len(query episode)`` context tokens ends at an episode boundary
     (its size uniform, from none at all to full); each query follows the window's first tokens up
     to a boundary inside it (none at all is one of them), as if played after them. Padding on the
@@ -119,8 +171,13 @@ class QueryEpisodeSampler:
     """
 
     def __init__(self, context: list[History], queries: list[History], n_actions: int, length: int,
-                 generator: torch.Generator, queries_per_row: int = 4):
+                 generator: torch.Generator, queries_per_row: int = 4, oracle: list[np.ndarray] | None = None,
+                 label_steps: str = "tail"):
         sequences = build_sequences([*context, *queries], n_actions)
+        if oracle is not None and len(oracle) != len(queries):
+            raise ValueError(f"oracle has {len(oracle)} arrays for {len(queries)} query histories")
+        if label_steps not in LABEL_STEPS:
+            raise ValueError(f"label_steps must be one of {LABEL_STEPS}, got {label_steps!r}")
         owner_task = [task_key(h.task) for h in [*context, *queries]]
         n_context = len(context)
         self.n_actions, self.length, self.generator, self.queries_per_row = n_actions, length, generator, queries_per_row
@@ -131,15 +188,30 @@ class QueryEpisodeSampler:
         self.obs_table = None if sequences.obs_table is None else torch.from_numpy(sequences.obs_table)
         self.episode_first = np.zeros(len(sequences.steps) + 1, dtype=bool)
         self.episode_first[np.flatnonzero(sequences.steps == 0)] = True
+        self.labelled = np.zeros(len(sequences.steps), dtype=bool)  # the tokens a query's loss is taken on
+        self.targets = sequences.actions.copy()  # the labels: the oracle's actions on query tokens
         self.query_episodes: dict[str, list[tuple[int, int]]] = {}
         ends, stream_start, end_task = [], [], []
+        stream_of_history: dict[int, int] = {}
         for stream, (start, end) in enumerate(zip(sequences.starts, sequences.ends)):
             owner = int(sequences.history_index[stream])
             firsts = np.flatnonzero(self.episode_first[start:end]) + start
             if owner >= n_context:
+                # Query streams keep every complete episode from step 0: token start + t is step t.
+                # (build_sequences skips streams with no complete episode; so does this count.)
+                query = queries[owner - n_context]
+                kept = [s for s in range(query.n_streams) if query.dones[s].any()]
+                s = kept[stream_of_history.setdefault(owner, 0)]
+                stream_of_history[owner] += 1
+                if oracle is not None:
+                    self.targets[start:end] = np.asarray(oracle[owner - n_context])[s, : end - start]
+                agrees = self.targets[start:end] == sequences.actions[start:end]
                 bounds = [*firsts, end]
                 for a, b in zip(bounds[:-1], bounds[1:]):
-                    if b - a < length:
+                    own = agrees[a - start : b - start]
+                    first_labelled = a if label_steps == "all" or own.all() else b - int(np.argmin(own[::-1]))
+                    if b - a < length and first_labelled < b:
+                        self.labelled[first_labelled:b] = True
                         self.query_episodes.setdefault(owner_task[owner], []).append((int(a), int(b)))
             else:  # a window may end at any episode's first token: it holds what came before
                 ends += firsts.tolist()
@@ -210,5 +282,6 @@ class QueryEpisodeSampler:
             batch["obs"] = self.obs_table[batch["obs"]]
         batch["positions"] = torch.from_numpy(positions)
         batch["allowed"] = torch.from_numpy(allowed)
-        batch["loss_mask"] = torch.from_numpy(segment > 0)
+        batch["loss_mask"] = torch.from_numpy((segment > 0) & self.labelled[index])
+        batch["actions"] = torch.from_numpy(self.targets[index])  # the recorded ones wherever no label is
         return batch

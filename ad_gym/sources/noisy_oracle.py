@@ -10,7 +10,13 @@ Two uses, both recorded in the ordinary history format by the agent runner of `a
   drawn at random from the family instead of its own, so the behaviour is goal-agnostic (its
   actions say nothing about the true task; only the rewards it stumbles on do), much like an
   in-context learner trying out one hypothesis per episode; ``true_prob`` mixes in episodes that
-  head for the true target (and find its reward) like a learner that has found it.
+  head for the true target (and find its reward) like a learner that has found it. With
+  ``resample=True`` the decoys behave like posterior sampling: a hypothesis is drawn among the
+  decoys whose target the stream has not visited yet, a decoy that reaches its target unpaid draws
+  a new one (the true one with ``true_prob``) instead of waiting there, and one paid on the way
+  follows the true task's oracle for the rest of the episode. (Following it in later episodes
+  too, as a learner that remembers would, made DPT explore worse: methods_notes.md.) This needs
+  an oracle that can say when it has arrived (``arrived(obs)``: the grid families' oracle).
 
 The schedule, per stream, at its episode ``e`` (0-based)::
 
@@ -28,6 +34,9 @@ from typing import Any, Callable
 import numpy as np
 
 
+_ADDED_LATER = {"resample": False}  # setting: its default
+
+
 @dataclass(frozen=True)
 class NoiseSchedule:
     eps_start: float = 1.0
@@ -36,6 +45,7 @@ class NoiseSchedule:
     power: float = 1.0
     decoy: bool = False  # each episode heads for a random task's target instead of its own...
     true_prob: float = 0.0  # ...except with this probability (decoy schedules only)
+    resample: bool = False  # decoys: a new hypothesis on reaching the target unpaid, the true one once paid
 
     def __post_init__(self):
         for name in ("eps_start", "eps_end", "true_prob"):
@@ -46,15 +56,20 @@ class NoiseSchedule:
             raise ValueError(f"decay_episodes must be a positive integer, got {self.decay_episodes!r}")
         if isinstance(self.power, bool) or not isinstance(self.power, (int, float)) or self.power <= 0:
             raise ValueError(f"power must be a positive number, got {self.power!r}")
-        if not isinstance(self.decoy, bool):
-            raise TypeError(f"decoy must be a bool, got {self.decoy!r}")
+        for name in ("decoy", "resample"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        if self.resample and not self.decoy:
+            raise ValueError("resample applies to decoy schedules only: set decoy=True too")
 
     def eps(self, episode: np.ndarray) -> np.ndarray:
         left = np.clip(1.0 - np.asarray(episode, dtype=np.float64) / self.decay_episodes, 0.0, 1.0)
         return self.eps_end + (self.eps_start - self.eps_end) * left**self.power
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Settings added after the first release are left out at their defaults, so folders and
+        # checkpoints made before them still match the same settings.
+        return {k: v for k, v in asdict(self).items() if not (k in _ADDED_LATER and v == _ADDED_LATER[k])}
 
 
 class NoisyOracle:
@@ -81,11 +96,31 @@ class NoisyOracle:
         self.episode_start = np.ones(n_streams, dtype=bool)
         # Without decoys every stream follows its own task's oracle: one oracle acts for the batch.
         # Decoys change each stream's target at its own episode ends: one oracle per stream.
-        self.oracles = [self._oracle() for _ in range(n_streams)] if schedule.decoy else [make_oracle([task] * n_streams)]
+        self.is_true = np.zeros(n_streams, dtype=bool)  # decoy schedules: the stream follows its own task
+        self.visited = np.zeros((n_streams, len(self.decoys)), dtype=bool)  # resample: decoy targets seen
+        if schedule.decoy:
+            self.oracles = []
+            for i in range(n_streams):
+                oracle, self.is_true[i] = self._oracle(stream=i)
+                self.oracles.append(oracle)
+        else:
+            self.oracles = [make_oracle([task] * n_streams)]
+        if schedule.resample:
+            if not hasattr(self.oracles[0], "arrived"):
+                raise ValueError(
+                    f"resample needs an oracle that knows when it has arrived; {type(self.oracles[0]).__name__} does not"
+                )
+            self.all_decoys = make_oracle(self.decoys)  # one env per decoy: which decoys' targets a cell is
 
-    def _oracle(self):
-        decoy = self.rng.random() >= self.schedule.true_prob
-        return self.make_oracle([self.decoys[self.rng.integers(len(self.decoys))] if decoy else self.task])
+    def _oracle(self, true: bool | None = None, stream: int = 0):
+        """A fresh oracle for ``stream`` and whether it heads for the stream's own task."""
+        if true is None:
+            true = self.rng.random() < self.schedule.true_prob
+        if true:
+            return self.make_oracle([self.task]), True
+        fresh = np.flatnonzero(~self.visited[stream])  # all of them without resample
+        pick = self.rng.choice(fresh) if len(fresh) else self.rng.integers(len(self.decoys))
+        return self.make_oracle([self.decoys[pick]]), False
 
     def _parts(self):
         """(oracle, rows of the batch it acts for) pairs."""
@@ -96,6 +131,11 @@ class NoisyOracle:
     def predict(self, observation, state=None, episode_start=None, deterministic=False):
         obs = np.asarray(observation)
         actions = np.empty(len(self.episode), dtype=np.int64)
+        if self.schedule.resample:  # posterior sampling: a wrong hypothesis is dropped, a new one is unvisited
+            self._visit(obs)
+            for i in range(len(obs)):
+                if not self.is_true[i] and self.oracles[i].arrived(obs[i : i + 1])[0]:
+                    self.oracles[i], self.is_true[i] = self._oracle(stream=i)
         for oracle, rows in self._parts():
             action, _ = oracle.predict(obs[rows], episode_start=self.episode_start[rows])
             actions[rows] = np.asarray(action).reshape(-1)
@@ -104,13 +144,22 @@ class NoisyOracle:
         self.episode_start[:] = False
         return actions, state
 
+    def _visit(self, obs: np.ndarray) -> None:
+        for i in range(len(obs)):
+            self.visited[i] |= self.all_decoys.arrived(np.repeat(obs[i : i + 1], len(self.decoys), axis=0))
+
     def observe(self, reward, done=None, state=None, next_obs=None):
         rewards = np.asarray(reward).reshape(-1)
+        if self.schedule.resample and next_obs is not None:  # an episode's last cell is never predicted from
+            self._visit(np.asarray(next_obs))
         ended = np.zeros(len(self.episode), dtype=bool) if done is None else np.asarray(done, dtype=bool).reshape(-1)
+        if self.schedule.resample:  # paid on the way: the true target is found, head for it from now on
+            for i in np.flatnonzero(~self.is_true & (rewards > 0)):
+                self.oracles[i], self.is_true[i] = self._oracle(true=True)
         for oracle, rows in self._parts():
             oracle.observe(rewards[rows], ended[rows])
         for i in np.flatnonzero(ended):
             self.episode[i] += 1
             self.episode_start[i] = True
             if self.schedule.decoy:
-                self.oracles[i] = self._oracle()
+                self.oracles[i], self.is_true[i] = self._oracle(stream=i)

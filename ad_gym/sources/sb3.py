@@ -8,7 +8,7 @@ distillation), all recorded into the same history format.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import gymnasium as gym
@@ -81,9 +81,10 @@ class SourceConfig:
                 raise ValueError(f"the oracle takes no hyperparameters, got {sorted(self.hyperparams)}")
             return
         if self.algo == "oracle-eps":
-            unknown = set(self.hyperparams) - set(DEFAULT_HYPERPARAMS["oracle-eps"])
+            allowed = {f.name for f in fields(NoiseSchedule)}
+            unknown = set(self.hyperparams) - allowed
             if unknown:
-                raise ValueError(f"{sorted(unknown)} are not noise-schedule settings; allowed: {sorted(DEFAULT_HYPERPARAMS['oracle-eps'])}")
+                raise ValueError(f"{sorted(unknown)} are not noise-schedule settings; allowed: {sorted(allowed)}")
             NoiseSchedule(**self.algo_kwargs())  # checks the values
             return
         algo_class = ALGORITHMS[self.algo]
