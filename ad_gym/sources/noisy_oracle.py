@@ -111,6 +111,8 @@ class NoisyOracle:
                     f"resample needs an oracle that knows when it has arrived; {type(self.oracles[0]).__name__} does not"
                 )
             self.all_decoys = make_oracle(self.decoys)  # one env per decoy: which decoys' targets a cell is
+            self.targets_at: dict[bytes, np.ndarray] = {}
+            self.seen: list[set[bytes]] = [set() for _ in range(n_streams)]
 
     def _oracle(self, true: bool | None = None, stream: int = 0):
         """A fresh oracle for ``stream`` and whether it heads for the stream's own task."""
@@ -146,7 +148,12 @@ class NoisyOracle:
 
     def _visit(self, obs: np.ndarray) -> None:
         for i in range(len(obs)):
-            self.visited[i] |= self.all_decoys.arrived(np.repeat(obs[i : i + 1], len(self.decoys), axis=0))
+            key = obs[i].tobytes()
+            if key not in self.seen[i]:
+                self.seen[i].add(key)
+                if key not in self.targets_at:  # which decoys' targets this observation is: once each
+                    self.targets_at[key] = self.all_decoys.arrived(np.repeat(obs[i : i + 1], len(self.decoys), axis=0))
+                self.visited[i] |= self.targets_at[key]
 
     def observe(self, reward, done=None, state=None, next_obs=None):
         rewards = np.asarray(reward).reshape(-1)
