@@ -17,7 +17,7 @@ from ad_gym.methods.ad_eps import ADEps
 from ad_gym.methods.dpt import DPT, QueryEpisodeSampler
 from ad_gym.models.transformer import ADConfig, ADTransformer
 from ad_gym.pipeline import run_pipeline
-from ad_gym.presets import Preset
+from ad_gym.presets import PRESETS, Preset
 from ad_gym.sources.sb3 import SourceConfig, learn_task
 from ad_gym.training import train
 from tests.conftest import TINY_TRAIN
@@ -216,3 +216,17 @@ def test_all_steps_of_exploring_queries_can_carry_the_oracles_label():
     assert set(batch["actions"].numpy()[mask].tolist()) <= best  # the label is the best arm, not the pull
     with pytest.raises(ValueError, match="label_steps"):
         DPT(label_steps="some")
+
+
+@pytest.mark.parametrize("env_id, name", [(env_id, name) for env_id, presets in PRESETS.items() for name in presets])
+def test_every_presets_collections_can_be_recorded_for_its_family(env_id, name):
+    """A method's data settings that its family cannot run (e.g. resampling decoys with an oracle
+    that cannot tell where it is) fail here, not minutes into a run."""
+    from ad_gym.envs.tasks import tasks
+
+    task = tasks(env_id, "train")[0]
+    for method in PRESETS[env_id][name].methods:
+        for collection in method.collections():
+            source = collection.source
+            short = dataclasses.replace(source, total_steps=min(source.total_steps, 2 * source.n_streams * 100))
+            assert learn_task(env_id, task, short).n_streams == source.n_streams
