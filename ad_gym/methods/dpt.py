@@ -70,8 +70,8 @@ class DPT(Method):
     # expert_episodes, seq_len) do not.
     config: TrainConfig = field(default_factory=lambda: TrainConfig(updates=1000))
     context_source: SourceConfig = field(default_factory=_context_source)  # the in-context datasets
-    query_source: SourceConfig = field(default_factory=_query_source)  # the oracle episodes that are the queries
-    queries_per_row: int = 4  # oracle episodes sharing one context window in a training row
+    query_source: SourceConfig = field(default_factory=_query_source)  # the episodes that are the queries
+    queries_per_row: int = 4  # query episodes sharing one context window in a training row
     label_steps: str = "tail"  # which query steps carry the oracle's label: see QueryEpisodeSampler
 
     def __post_init__(self):
@@ -148,10 +148,11 @@ LABEL_STEPS = ("tail", "all")
 
 
 class QueryEpisodeSampler:
-    """Rows of one context window followed by up to ``queries_per_row`` oracle episodes, each query seeing
+    """Rows of one context window followed by up to ``queries_per_row`` query episodes, each seeing
     the window only up to its own episode boundary (packed: see `ADTransformer.forward`).
 
-    ``context``: exploration histories; ``queries``: the oracle's histories of the same tasks.
+    ``context``: exploration histories; ``queries``: histories of the same tasks whose episodes are
+    the queries.
     ``oracle`` (one ``(streams, steps)`` array per query history: the oracle's action at each step,
     see `oracle_actions`; None: the recorded actions are the oracle's) gives the labels, and
     ``label_steps`` which of a query episode's steps carry them:
@@ -164,10 +165,12 @@ class QueryEpisodeSampler:
     - ``"all"``: every step, labelled with the oracle's action whatever was recorded (DPT's
       original per-state labels): for queries whose moves carry no information (random pulls of a
       bandit), where sampling the labels step by step is Thompson sampling.
+
     A window of up to ``length - len(query episode)`` context tokens ends at an episode boundary
     (its size uniform, from none at all to full); each query follows the window's first tokens up
     to a boundary inside it (none at all is one of them), as if played after them. Padding on the
-    left. A batch carries ``positions``, ``allowed`` and ``loss_mask`` (the oracle's tokens).
+    left. A batch carries ``positions``, ``allowed``, ``loss_mask`` (the labelled tokens) and, as
+    ``actions``, the labels.
     """
 
     def __init__(self, context: list[History], queries: list[History], n_actions: int, length: int,
