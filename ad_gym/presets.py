@@ -107,23 +107,6 @@ _KEY_TO_DOOR_TRAIN = TrainConfig(every_k=1, max_episodes=20, updates=3000)
 # (benchmarks/results/keytodoor_recipe.md).
 _KEY_TO_DOOR_V1_SOURCE = SourceConfig(algo="a2c", n_streams=32, total_steps=64_000)
 _KEY_TO_DOOR_V1_TRAIN = TrainConfig(every_k=1, max_episodes=None, updates=5000, warmup=200)
-# AD-ε: the key-then-door oracle with random moves decaying over 30 of 40 episodes, 16 streams,
-# AD's model and trainer on every episode.
-_KEY_TO_DOOR_V1_AD_EPS = ADEps(TrainConfig(every_k=1, max_episodes=None, updates=2000, warmup=200),
-                               source=SourceConfig(algo="oracle-eps", n_streams=16, total_steps=16 * 40 * 50,
-                                                   hyperparams={"decay_episodes": 30}))
-# DPT: Dark Room's recipe (contexts that try key hypotheses among cells not yet visited, queries
-# that try wrong ones first, labelled on their oracle tail), 4 streams of 80 context episodes and
-# 4 of 20 query episodes per task, 2 queries per 200-token row (one 50-step query after up to 3
-# context episodes), 1500 updates (benchmarks/results/methods_notes.md).
-_KEY_TO_DOOR_V1_DPT = DPT(
-    TrainConfig(updates=1500, warmup=200),
-    context_source=SourceConfig(algo="oracle-eps", n_streams=4, total_steps=4000,
-                                hyperparams={"decoy": True, "resample": True, "eps_start": 0.2, "eps_end": 0.2, "true_prob": 0.3}),
-    query_source=SourceConfig(algo="oracle-eps", n_streams=4, total_steps=1000,
-                              hyperparams={"decoy": True, "resample": True, "eps_start": 0.0, "eps_end": 0.0, "true_prob": 0.5}),
-    queries_per_row=2,
-)
 
 # Watermaze: PPO with the SmallCNN on pixels, 8 streams sharing one learner, 2000 steps (at
 # least 40 episodes) per stream; the learner finds most platforms within ~10-20 episodes per
@@ -175,9 +158,7 @@ PRESETS: dict[str, dict[str, Preset]] = {
     },
     "DarkKeyToDoor-v1": {
         "default": Preset(
-            source=_KEY_TO_DOOR_V1_SOURCE,
-            methods=(*ad_and_ed(_KEY_TO_DOOR_V1_TRAIN, expert_episodes=20, expert_updates=1000),
-                     _KEY_TO_DOOR_V1_AD_EPS, _KEY_TO_DOOR_V1_DPT),
+            source=_KEY_TO_DOOR_V1_SOURCE, methods=ad_and_ed(_KEY_TO_DOOR_V1_TRAIN, expert_episodes=20, expert_updates=1000),
             eval_seeds=(0, 1), train_tasks=300, test_tasks=40, notes="2-core CPU, <= 45 minutes in all",
         ),
         "full": Preset(
