@@ -160,7 +160,7 @@ class NoisyOracle:
         if self.schedule.resample and next_obs is not None:  # an episode's last cell is never predicted from
             self._visit(np.asarray(next_obs))
         ended = np.zeros(len(self.episode), dtype=bool) if done is None else np.asarray(done, dtype=bool).reshape(-1)
-        if self.schedule.resample:  # paid on the way: the true target is found, head for it from now on
+        if self.schedule.resample:  # paid on the way: the true target is found, head for it this episode
             for i in np.flatnonzero(~self.is_true & (rewards > 0)):
                 self.oracles[i], self.is_true[i] = self._oracle(true=True)
         for oracle, rows in self._parts():
