@@ -134,6 +134,7 @@ _WATERMAZE_V1_TRAIN = dataclasses.replace(_WATERMAZE_TRAIN, prev_obs=True, final
 # full: the default's source and model with two PPO learners per training platform (AD otherwise
 # memorises the 64 platforms: its held-out loss climbs), 5000 updates, 8 evaluation seeds.
 _WATERMAZE_V1_FULL_TRAIN = dataclasses.replace(_WATERMAZE_V1_TRAIN, updates=5000, warmup=200)
+
 PRESETS: dict[str, dict[str, Preset]] = {
     "DarkRoom-v0": {
         "default": Preset(

@@ -195,17 +195,16 @@ class QueryEpisodeSampler:
         self.targets = sequences.actions.copy()  # the labels: the oracle's actions on query tokens
         self.query_episodes: dict[str, list[tuple[int, int]]] = {}
         ends, stream_start, end_task = [], [], []
-        stream_of_history: dict[int, int] = {}
+        kept_streams: dict[int, Any] = {}  # per query history: its streams that have tokens, in order
         for stream, (start, end) in enumerate(zip(sequences.starts, sequences.ends)):
             owner = int(sequences.history_index[stream])
             firsts = np.flatnonzero(self.episode_first[start:end]) + start
             if owner >= n_context:
                 # Query streams keep every complete episode from step 0: token start + t is step t.
                 # (build_sequences skips streams with no complete episode; so does this count.)
-                query = queries[owner - n_context]
-                kept = [s for s in range(query.n_streams) if query.dones[s].any()]
-                s = kept[stream_of_history.setdefault(owner, 0)]
-                stream_of_history[owner] += 1
+                if owner not in kept_streams:
+                    kept_streams[owner] = iter(np.flatnonzero(queries[owner - n_context].dones.any(axis=1)))
+                s = next(kept_streams[owner])
                 if oracle is not None:
                     self.targets[start:end] = np.asarray(oracle[owner - n_context])[s, : end - start]
                 agrees = self.targets[start:end] == sequences.actions[start:end]
