@@ -108,6 +108,20 @@ _KEY_TO_DOOR_TRAIN = TrainConfig(every_k=1, max_episodes=20, updates=3000)
 # (benchmarks/results/keytodoor_recipe.md).
 _KEY_TO_DOOR_V1_SOURCE = SourceConfig(algo="a2c", n_streams=32, total_steps=64_000)
 _KEY_TO_DOOR_V1_TRAIN = TrainConfig(every_k=1, max_episodes=None, updates=5000, warmup=200)
+# AD-ε: the oracle (key, then door) with random moves decaying over the first 30 of
+# each stream's 40 episodes, 16 streams.
+_KEY_TO_DOOR_V1_AD_EPS = ADEps(TrainConfig(every_k=1, max_episodes=None, updates=2000, warmup=200),
+                               source=SourceConfig(algo="oracle-eps", n_streams=16, total_steps=16 * 40 * 50,
+                                                   hyperparams={"decay_episodes": 30}))
+# DPT: Dark Room's recipe (decoys drawn among unvisited cells, resampled on arriving unpaid) for
+# both the key and the door, 4 streams x 20 episodes of context and 4 x 5 of queries per task, two
+# queries per row (benchmarks/results/methods_notes.md).
+_KEY_TO_DOOR_V1_DPT = DPT(TrainConfig(updates=1500, warmup=200),
+                          context_source=SourceConfig(algo="oracle-eps", n_streams=4, total_steps=4000, hyperparams={
+                              "decoy": True, "resample": True, "eps_start": 0.2, "eps_end": 0.2, "true_prob": 0.3}),
+                          query_source=SourceConfig(algo="oracle-eps", n_streams=4, total_steps=1000, hyperparams={
+                              "decoy": True, "resample": True, "eps_start": 0.0, "eps_end": 0.0, "true_prob": 0.5}),
+                          queries_per_row=2)
 
 # Watermaze: PPO with the SmallCNN on pixels, 8 streams sharing one learner, 2000 steps (at
 # least 40 episodes) per stream; the learner finds most platforms within ~10-20 episodes per
@@ -134,6 +148,20 @@ _WATERMAZE_V1_TRAIN = dataclasses.replace(_WATERMAZE_TRAIN, prev_obs=True, final
 # full: the default's source and model with two PPO learners per training platform (AD otherwise
 # memorises the 64 platforms: its held-out loss climbs), 5000 updates, 8 evaluation seeds.
 _WATERMAZE_V1_FULL_TRAIN = dataclasses.replace(_WATERMAZE_V1_TRAIN, updates=5000, warmup=200)
+# AD-ε: the oracle's straight path with random moves decaying over 20 episodes, 16 streams of 1000
+# steps; AD's model on each stream's first 40 episodes (an episode ends on the platform, so the
+# noiseless ones are short and would otherwise fill the histories).
+_WATERMAZE_V1_AD_EPS = ADEps(dataclasses.replace(_WATERMAZE_V1_TRAIN, max_episodes=40, updates=1000),
+                             source=SourceConfig(algo="oracle-eps", n_streams=16, total_steps=16 * 1000,
+                                                 hyperparams={"decay_episodes": 20}))
+# DPT: contexts of decoys (each episode the path to a random training platform, the true one 3
+# times in 10, one move in five random), queries the oracle's own paths. Watermaze's oracle
+# replays a plan and cannot tell it has arrived, so its decoys are not resampled (Dark Room's
+# recipe needs that); the model reads the token before each query itself (no prev_obs).
+_WATERMAZE_V1_DPT = DPT(dataclasses.replace(_WATERMAZE_V1_TRAIN, prev_obs=False, final_obs=False, updates=1000),
+                        context_source=SourceConfig(algo="oracle-eps", n_streams=8, total_steps=8 * 30 * 50, hyperparams={
+                            "decoy": True, "eps_start": 0.2, "eps_end": 0.2, "true_prob": 0.3}),
+                        query_source=SourceConfig(algo="oracle", n_streams=1, total_steps=100))
 
 PRESETS: dict[str, dict[str, Preset]] = {
     "DarkRoom-v0": {
@@ -160,7 +188,9 @@ PRESETS: dict[str, dict[str, Preset]] = {
     },
     "DarkKeyToDoor-v1": {
         "default": Preset(
-            source=_KEY_TO_DOOR_V1_SOURCE, methods=ad_and_ed(_KEY_TO_DOOR_V1_TRAIN, expert_episodes=20, expert_updates=1000),
+            source=_KEY_TO_DOOR_V1_SOURCE,
+            methods=(*ad_and_ed(_KEY_TO_DOOR_V1_TRAIN, expert_episodes=20, expert_updates=1000),
+                     _KEY_TO_DOOR_V1_AD_EPS, _KEY_TO_DOOR_V1_DPT),
             eval_seeds=(0, 1), train_tasks=300, test_tasks=40, notes="2-core CPU, <= 45 minutes in all",
         ),
         "full": Preset(
@@ -179,7 +209,8 @@ PRESETS: dict[str, dict[str, Preset]] = {
     "Watermaze-v1": {
         "default": Preset(
             source=_WATERMAZE_V1_SOURCE,
-            methods=ad_and_ed(_WATERMAZE_V1_TRAIN, expert_episodes=None, expert_updates=500, expert_source=_WATERMAZE_EXPERT),
+            methods=(*ad_and_ed(_WATERMAZE_V1_TRAIN, expert_episodes=None, expert_updates=500, expert_source=_WATERMAZE_EXPERT),
+                     _WATERMAZE_V1_AD_EPS, _WATERMAZE_V1_DPT),
             eval_episodes=50, notes="2-core CPU, <= 45 minutes in all",
         ),
         "full": Preset(

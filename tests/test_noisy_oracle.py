@@ -88,6 +88,27 @@ def test_resampling_decoys_explore_like_posterior_sampling():
     assert ((o[:, 1:] == o[:, :-1]).all(axis=2) & (waits.rewards[:, 1:] == 0)).any()  # without: it waits on them
 
 
+def test_resampling_decoys_search_for_the_door_once_the_key_is_found():
+    """Key-to-Door: the key's hypotheses first; once paid at the key, the door's are drawn (not
+    the true door straight away), and no stream waits unpaid on a door it guessed."""
+    task = {"key": (1, 1), "door": (7, 7)}
+    config = SourceConfig(algo="oracle-eps", n_streams=4, total_steps=4 * 20 * 50,
+                          hyperparams={"decoy": True, "resample": True, "eps_start": 0.0, "eps_end": 0.0})
+    history = learn_task("DarkKeyToDoor-v1", task, config)
+    obs, rewards, dones = np.asarray(history.observations), history.rewards, history.dones
+    to_door = []  # steps from the key's reward to the door's, per episode with both
+    for s in range(history.n_streams):
+        for episode in np.split(np.arange(dones.shape[1]), np.flatnonzero(dones[s])[:-1] + 1):
+            paid = episode[rewards[s, episode] > 0]
+            if len(paid) == 2:
+                to_door.append(paid[1] - paid[0])
+            last = paid[-1] if len(paid) == 2 else episode[-1]
+            unpaid = episode[episode < last]
+            assert not (obs[s, unpaid[1:]] == obs[s, unpaid[:-1]]).all(axis=1).any()  # it never waits unpaid
+    straight = abs(7 - 1) + abs(7 - 1)
+    assert to_door and min(to_door) >= straight and max(to_door) > straight  # some doors were searched for
+
+
 @pytest.mark.parametrize("bad, message", [({"resample": True}, "decoy"), ({"resample": 1, "decoy": True}, "bool")])
 def test_resample_settings_are_checked(bad, message):
     with pytest.raises((ValueError, TypeError), match=message):

@@ -243,6 +243,10 @@ class GridOracle:
         actions = np.select([dx < 0, dx > 0, dy < 0, dy > 0], [LEFT, RIGHT, UP, DOWN], default=NOOP)
         return (actions if np.asarray(observation).ndim == 2 else actions[0]), state
 
+    @property
+    def n_targets(self) -> int:
+        return self.targets.shape[1]
+
     def arrived(self, observation) -> np.ndarray:
         """Per env: standing on its current target (where an unpaid target leaves it waiting)."""
         obs = np.asarray(observation).reshape(-1, 2)

@@ -92,15 +92,21 @@ class DPT(Method):
     def collections(self) -> list[Collection]:
         return [Collection("dpt-context", self.context_source), Collection("dpt-queries", self.query_source)]
 
-    def _samplers(self, data: RunData, seed: int) -> tuple["QueryEpisodeSampler", "QueryEpisodeSampler", dict[str, Any]]:
+    def _samplers(self, data: RunData, seed: int, labels: bool = True,
+                  ) -> tuple["QueryEpisodeSampler", "QueryEpisodeSampler", dict[str, Any]]:
+        """The training and validation samplers; ``labels=False`` replays the oracle along one query
+        history only (enough to check it can be replayed) and labels with the recorded actions."""
         context, queries = self.collections()
         histories = {split: (load_histories(data.folder(context, split)), load_histories(data.folder(queries, split)))
                      for split in ("train", "test")}
         check_disjoint(histories["train"][0], histories["test"][0])
         n_actions = self.config.model_config(data.env_id).n_actions
+        if not labels:
+            oracle_actions(histories["train"][1][0], data.env_id)
         train, val = (
             QueryEpisodeSampler(*histories[split], n_actions, self.config.context_len, torch.Generator().manual_seed(seed + offset),
-                                self.queries_per_row, [oracle_actions(h, data.env_id) for h in histories[split][1]],
+                                self.queries_per_row,
+                                [oracle_actions(h, data.env_id) for h in histories[split][1]] if labels else None,
                                 self.label_steps)
             for split, offset in (("train", 0), ("test", 1))
         )
@@ -113,7 +119,7 @@ class DPT(Method):
 
     def check(self, data: RunData) -> None:
         try:
-            self._samplers(data, 0)
+            self._samplers(data, 0, labels=False)  # train() replays the oracle along every history
         except ValueError as error:
             raise ValueError(f"{self.name} data: {error}") from error
 

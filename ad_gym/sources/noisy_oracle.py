@@ -14,8 +14,11 @@ Two uses, both recorded in the ordinary history format by the agent runner of `a
   ``resample=True`` the decoys behave like posterior sampling: a hypothesis is drawn among the
   decoys whose target the stream has not visited yet, a decoy that reaches its target unpaid draws
   a new one (the true one with ``true_prob``) instead of waiting there, and one paid on the way
-  follows the true task's oracle for the rest of the episode. (Following it in later episodes
-  too, as a learner that remembers would, made DPT explore worse: methods_notes.md.) This needs
+  has found that target: with targets left (Key-to-Door's door, once the key is found) it draws
+  the next one's hypothesis the same way (a cell visited while looking for a target rules it
+  out for that target only: a door pays nothing without the key); with none left it follows the
+  true task's oracle for the rest of the episode. (Following it in later episodes too, as a
+  learner that remembers would, made DPT explore worse: methods_notes.md.) This needs
   an oracle that can say when it has arrived (``arrived(obs)``: the grid families' oracle).
 
 The schedule, per stream, at its episode ``e`` (0-based)::
@@ -35,6 +38,7 @@ import numpy as np
 
 
 _ADDED_LATER = {"resample": False}  # setting: its default
+_REDRAWS = 8  # resample: draws of a hypothesis before a stream may wait on the cell it stands on
 
 
 @dataclass(frozen=True)
@@ -94,10 +98,17 @@ class NoisyOracle:
         self.rng = np.random.default_rng(seed)
         self.episode = np.zeros(n_streams, dtype=np.int64)
         self.episode_start = np.ones(n_streams, dtype=bool)
+        self.paid = np.zeros(n_streams, dtype=np.int64)  # rewards so far this episode: the targets found
+        own = make_oracle([task])
+        if schedule.resample and not hasattr(own, "arrived"):
+            raise ValueError(f"resample needs an oracle that knows when it has arrived; {type(own).__name__} does not")
+        # Resampling draws a hypothesis per target (Key-to-Door: the key's, then, once the key is
+        # found, the door's), each among the decoys whose target of that rank the stream has not visited.
+        self.n_targets = getattr(own, "n_targets", 1) if schedule.resample else 1
+        self.visited = np.zeros((self.n_targets, n_streams, len(self.decoys)), dtype=bool)
         # Without decoys every stream follows its own task's oracle: one oracle acts for the batch.
         # Decoys change each stream's target at its own episode ends: one oracle per stream.
         self.is_true = np.zeros(n_streams, dtype=bool)  # decoy schedules: the stream follows its own task
-        self.visited = np.zeros((n_streams, len(self.decoys)), dtype=bool)  # resample: decoy targets seen
         if schedule.decoy:
             self.oracles = []
             for i in range(n_streams):
@@ -106,23 +117,30 @@ class NoisyOracle:
         else:
             self.oracles = [make_oracle([task] * n_streams)]
         if schedule.resample:
-            if not hasattr(self.oracles[0], "arrived"):
-                raise ValueError(
-                    f"resample needs an oracle that knows when it has arrived; {type(self.oracles[0]).__name__} does not"
-                )
-            self.all_decoys = make_oracle(self.decoys)  # one env per decoy: which decoys' targets a cell is
-            self.targets_at: dict[bytes, np.ndarray] = {}
-            self.seen: list[set[bytes]] = [set() for _ in range(n_streams)]
+            # Per target rank, one env per decoy: which decoys' targets of that rank a cell is.
+            self.all_decoys = [self._found(make_oracle(self.decoys), k, len(self.decoys)) for k in range(self.n_targets)]
+            self.targets_at: dict[tuple[int, bytes], np.ndarray] = {}
+            self.seen: list[set[tuple[int, bytes]]] = [set() for _ in range(n_streams)]
+
+    @staticmethod
+    def _found(oracle, targets: int, n_envs: int = 1):
+        """``oracle`` (acting for ``n_envs`` envs) moved on past its first ``targets`` targets: the
+        oracles move on to their next target when paid."""
+        for _ in range(targets):
+            oracle.observe(np.ones(n_envs))
+        return oracle
 
     def _oracle(self, true: bool | None = None, stream: int = 0):
-        """A fresh oracle for ``stream`` and whether it heads for the stream's own task."""
+        """A fresh oracle for ``stream``, past the targets it has found this episode, and whether it
+        heads for the stream's own task."""
         if true is None:
             true = self.rng.random() < self.schedule.true_prob
         if true:
-            return self.make_oracle([self.task]), True
-        fresh = np.flatnonzero(~self.visited[stream])  # all of them without resample
+            return self._found(self.make_oracle([self.task]), int(self.paid[stream])), True
+        rank = min(int(self.paid[stream]), self.n_targets - 1)
+        fresh = np.flatnonzero(~self.visited[rank, stream])  # all of them without resample
         pick = self.rng.choice(fresh) if len(fresh) else self.rng.integers(len(self.decoys))
-        return self.make_oracle([self.decoys[pick]]), False
+        return self._found(self.make_oracle([self.decoys[pick]]), int(self.paid[stream])), False
 
     def _parts(self):
         """(oracle, rows of the batch it acts for) pairs."""
@@ -136,7 +154,11 @@ class NoisyOracle:
         if self.schedule.resample:  # posterior sampling: a wrong hypothesis is dropped, a new one is unvisited
             self._visit(obs)
             for i in range(len(obs)):
-                if not self.is_true[i] and self.oracles[i].arrived(obs[i : i + 1])[0]:
+                # Once every decoy's target is visited a hypothesis may be drawn where the stream
+                # stands: draw again (a few times) rather than wait there a step.
+                for _ in range(_REDRAWS):
+                    if self.is_true[i] or not self.oracles[i].arrived(obs[i : i + 1])[0]:
+                        break
                     self.oracles[i], self.is_true[i] = self._oracle(stream=i)
         for oracle, rows in self._parts():
             action, _ = oracle.predict(obs[rows], episode_start=self.episode_start[rows])
@@ -147,26 +169,33 @@ class NoisyOracle:
         return actions, state
 
     def _visit(self, obs: np.ndarray) -> None:
+        # A cell visited while looking for the target of rank k rules it out for that rank only
+        # (a door pays nothing to a stream without the key).
         for i in range(len(obs)):
-            key = obs[i].tobytes()
+            rank = min(int(self.paid[i]), self.n_targets - 1)
+            key = (rank, obs[i].tobytes())
             if key not in self.seen[i]:
                 self.seen[i].add(key)
                 if key not in self.targets_at:  # which decoys' targets this observation is: once each
-                    self.targets_at[key] = self.all_decoys.arrived(np.repeat(obs[i : i + 1], len(self.decoys), axis=0))
-                self.visited[i] |= self.targets_at[key]
+                    self.targets_at[key] = self.all_decoys[rank].arrived(np.repeat(obs[i : i + 1], len(self.decoys), axis=0))
+                self.visited[rank, i] |= self.targets_at[key]
 
     def observe(self, reward, done=None, state=None, next_obs=None):
         rewards = np.asarray(reward).reshape(-1)
         if self.schedule.resample and next_obs is not None:  # an episode's last cell is never predicted from
             self._visit(np.asarray(next_obs))
         ended = np.zeros(len(self.episode), dtype=bool) if done is None else np.asarray(done, dtype=bool).reshape(-1)
-        if self.schedule.resample:  # paid on the way: the true target is found, head for it this episode
-            for i in np.flatnonzero(~self.is_true & (rewards > 0)):
-                self.oracles[i], self.is_true[i] = self._oracle(true=True)
         for oracle, rows in self._parts():
             oracle.observe(rewards[rows], ended[rows])
+        self.paid += rewards > 0
+        if self.schedule.resample:
+            # Paid on the way: that target is found. With every target found, head for the true
+            # task's for the rest of the episode; else draw a hypothesis for the next one.
+            for i in np.flatnonzero(~self.is_true & (rewards > 0) & ~ended):
+                self.oracles[i], self.is_true[i] = self._oracle(True if self.paid[i] >= self.n_targets else None, stream=i)
         for i in np.flatnonzero(ended):
             self.episode[i] += 1
             self.episode_start[i] = True
+            self.paid[i] = 0
             if self.schedule.decoy:
                 self.oracles[i], self.is_true[i] = self._oracle(stream=i)
