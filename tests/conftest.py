@@ -1,5 +1,7 @@
 """Shared fixtures: a tiny real collection and a tiny trained AD model, built once per session."""
 
+import dataclasses
+
 import pytest
 
 from ad_gym.sources.collect import collect
@@ -26,3 +28,10 @@ def tiny_histories(tmp_path_factory):
 def tiny_checkpoint(tiny_histories, tmp_path_factory):
     train_dir, test_dir = tiny_histories
     return train(train_dir, tmp_path_factory.mktemp("run"), TINY_TRAIN, val_path=test_dir, progress=False)
+
+
+@pytest.fixture(scope="session")
+def final_obs_checkpoint(tiny_histories, tmp_path_factory):
+    """The tiny model that also reads the view each episode ended on."""
+    return train(tiny_histories[0], tmp_path_factory.mktemp("final_obs"), dataclasses.replace(TINY_TRAIN, final_obs=True),
+                 progress=False)

@@ -75,13 +75,6 @@ def prev_obs_checkpoint(tiny_histories, tmp_path_factory):
                  progress=False)
 
 
-@pytest.fixture(scope="module")
-def final_obs_checkpoint(tiny_histories, tmp_path_factory):
-    """The tiny model that also reads the view each episode ended on."""
-    return train(tiny_histories[0], tmp_path_factory.mktemp("final_obs"), dataclasses.replace(TINY_TRAIN, final_obs=True),
-                 progress=False)
-
-
 @pytest.mark.parametrize("checkpoint", ["tiny_checkpoint", "prev_obs_checkpoint", "final_obs_checkpoint"])
 def test_cache_gives_the_same_probabilities_as_recompute(checkpoint, request):
     checkpoint = request.getfixturevalue(checkpoint)

@@ -222,7 +222,68 @@ class ADAgent:
         state.steps[ended] = 0
         state.awaiting_reward = False
 
+    def prompt(self, observations, actions, rewards, dones, state: ADContext | None = None,
+               next_observations=None) -> ADContext:
+        """Put given transitions into the context before the agent acts, as if it had taken them.
+
+        The paper's prompt: episodes of a demonstration (or of any policy) that the agent then
+        learns on from, e.g. ``state = agent.prompt(obs, actions, rewards, dones)`` and then
+        ``agent.predict(obs, state)`` as usual. One env: ``observations`` ``(T, *obs_shape)``,
+        ``actions``, ``rewards`` and ``dones`` ``(T,)``; a batch: one more leading dimension,
+        ``(n_envs, T, ...)``. Step ``t`` is the observation the action was taken in, the reward it
+        earned and whether the episode ended there. ``state=None`` starts a new context; a state
+        from ``predict`` continues it (between ``observe`` and the next ``predict``). Models that
+        read the view each episode ended on need ``next_observations`` (what each step returned).
+        Returns the state to pass to ``predict``.
+        """
+        acts = np.asarray(actions)
+        if acts.ndim not in (1, 2) or acts.shape[-1] == 0:
+            raise ValueError(f"actions must be (T,) or (n_envs, T) with T >= 1, got shape {acts.shape}")
+        batch = acts if acts.ndim == 2 else acts[None]
+        n, T = batch.shape
+        if acts.dtype.kind not in "iu" or (batch < 0).any() or (batch >= self.config.n_actions).any():
+            raise ValueError(f"actions must be integers in [0, {self.config.n_actions}), got {actions!r}")
+
+        def steps_of(name, values, trailing=()):
+            array = np.asarray(values)
+            array = array if acts.ndim == 2 else array[None]
+            if array.shape[:2] != (n, T) or array.shape[2:] != tuple(trailing):
+                expected = (n, T, *trailing) if acts.ndim == 2 else (T, *trailing)
+                raise ValueError(f"{name} must have shape {expected} to match the actions, got {np.shape(values)}")
+            return array
+
+        # Everything is checked before the context changes: a bad prompt leaves it as it was.
+        shape = self.observation_space.shape
+        obs = self._checked_steps(steps_of("observations", observations, shape), n, T)
+        rew = _finite_rewards(steps_of("rewards", rewards)).reshape(n, T)
+        ended = _done_flags(steps_of("dones", dones)).reshape(n, T)
+        final = None
+        if next_observations is not None:
+            final = self._checked_steps(steps_of("next_observations", next_observations, shape), n, T)
+        if self.config.final_obs and final is None and ended.any():
+            raise ValueError("this model reads the view each episode ended on: pass next_observations (what each step returned)")
+        if state is None:
+            state = self.new_context(n)
+        elif not isinstance(state, ADContext):
+            raise TypeError(f"state must be None or the state returned by ADAgent.predict, got {type(state).__name__}")
+        elif state.n_envs != n:
+            raise ValueError(f"the prompt is for {n} envs, the context for {state.n_envs}")
+        if state.awaiting_reward:
+            raise RuntimeError("prompt() was called between predict() and observe(): give the pending reward first")
+        for t in range(T):
+            self._logits(state, obs[:, t])  # appends the token; its logits are not needed
+            state.last_actions = batch[:, t].astype(np.int64)
+            state.awaiting_reward = True
+            self.observe(rew[:, t], ended[:, t], state=state, next_obs=None if final is None else final[:, t])
+        self._active = state
+        return state
+
     # -- internals -------------------------------------------------------------------------
+
+    def _checked_steps(self, observations: np.ndarray, n: int, T: int) -> np.ndarray:
+        """``(n, T, *obs_shape)`` observations checked and laid out as ``predict`` feeds them."""
+        checked, _ = self._check_observation(observations.reshape(n * T, *self.observation_space.shape))
+        return checked.reshape(n, T, *checked.shape[1:])
 
     def _token(self, state: ADContext, obs: np.ndarray) -> dict[str, torch.Tensor]:
         token = {

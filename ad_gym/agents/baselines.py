@@ -34,6 +34,10 @@ class RandomAgent:
     def observe(self, reward, done=None, state=None, next_obs=None):
         pass
 
+    def prompt(self, observations, actions, rewards, dones, state=None, next_observations=None):
+        """Random play learns nothing from a prompt."""
+        return state
+
 
 class UCBAgent:
     """UCB1 on a multi-armed bandit, one independent learner per env of the batch.
@@ -72,3 +76,20 @@ class UCBAgent:
         rows = np.arange(len(self._last))
         self.pulls[rows, self._last] += 1
         self.totals[rows, self._last] += np.asarray(reward, dtype=np.float64).reshape(-1)
+
+    def prompt(self, observations, actions, rewards, dones, state=None, next_observations=None):
+        """Count given pulls as its own (one env: ``actions`` and ``rewards`` ``(T,)``; a batch:
+        ``(n_envs, T)``), as `ADAgent.prompt` does; a new batch size starts over."""
+        pulls, gains = np.asarray(actions), np.asarray(rewards, dtype=np.float64)
+        pulls, gains = (pulls[None], gains[None]) if pulls.ndim == 1 else (pulls, gains)
+        if pulls.ndim != 2 or gains.shape != pulls.shape or pulls.dtype.kind not in "iu":
+            raise ValueError(f"actions (integers) and rewards must have the same shape, (T,) or (n_envs, T); got "
+                             f"{np.shape(actions)} and {np.shape(rewards)}")
+        if ((pulls < 0) | (pulls >= self.n_arms)).any() or not np.isfinite(gains).all():
+            raise ValueError(f"actions must be arms in [0, {self.n_arms}) and rewards finite")
+        if self.pulls is None or len(self.pulls) != len(pulls):
+            self.pulls, self.totals = np.zeros((len(pulls), self.n_arms)), np.zeros((len(pulls), self.n_arms))
+        for row in range(len(pulls)):
+            np.add.at(self.pulls[row], pulls[row], 1)
+            np.add.at(self.totals[row], pulls[row], gains[row])
+        return state
