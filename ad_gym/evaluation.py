@@ -93,6 +93,50 @@ def mean_ci(returns: np.ndarray, episode: int) -> tuple[float, float]:
     return float(column.mean()), float(half)
 
 
+def interquartile_mean(values, axis: int = -1) -> np.ndarray:
+    """The mean of the middle half (25% trimmed from each end, as ``scipy.stats.trim_mean`` and
+    rliable cut it): robust to a few outlying runs, less noisy than the median."""
+    ordered = np.sort(np.asarray(values, dtype=np.float64), axis=axis)
+    n = ordered.shape[axis]
+    cut = int(0.25 * n)
+    return np.take(ordered, np.arange(cut, n - cut), axis=axis).mean(axis=axis)
+
+
+def stratified_bootstrap_ci(scores: np.ndarray, statistic=interquartile_mean, reps: int = 2000, level: float = 0.95,
+                            seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of ``statistic`` over ``scores`` ``(n_tasks, n_runs)``, resampling the runs
+    within each task (the stratified bootstrap of Agarwal et al. 2021, rliable's default). With one
+    run per task there is nothing to resample within a task, so the tasks are resampled instead."""
+    scores = np.asarray(scores, dtype=np.float64)
+    n_tasks, n_runs = scores.shape
+    rng = np.random.default_rng(seed)
+    if n_runs > 1:
+        picks = rng.integers(n_runs, size=(reps, n_tasks, n_runs))
+        samples = scores[np.arange(n_tasks)[None, :, None], picks].reshape(reps, -1)
+    else:
+        samples = scores[rng.integers(n_tasks, size=(reps, n_tasks)), 0]
+    values = statistic(samples, axis=-1)
+    tail = 100 * (1 - level) / 2
+    return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
+
+
+def iqm_table(curves: dict[str, np.ndarray], n_tasks: int, episodes=REPORT_EPISODES) -> str:
+    """Markdown: one row per method, the interquartile mean of the return at each listed episode
+    and its 95% stratified bootstrap interval. Rows are task-major (``play_episodes``)."""
+    episodes = [e for e in episodes if all(c.shape[1] >= e for c in curves.values())]
+    lines = ["| method | " + " | ".join(f"ep {e}" for e in episodes) + " |", "| --- |" + " --- |" * len(episodes)]
+    for name, returns in curves.items():
+        if len(returns) % n_tasks:
+            raise ValueError(f"{name}: {len(returns)} rows do not divide into {n_tasks} tasks")
+        cells = []
+        for e in episodes:
+            scores = returns[:, e - 1].reshape(n_tasks, -1)
+            low, high = stratified_bootstrap_ci(scores)
+            cells.append(f"{float(interquartile_mean(scores.reshape(-1))):.2f} [{low:.2f}, {high:.2f}]")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def leaderboard_table(curves: dict[str, np.ndarray], episodes=REPORT_EPISODES) -> str:
     """Markdown: one row per method, mean +- 95% CI of the return at each listed episode."""
     episodes = [e for e in episodes if all(c.shape[1] >= e for c in curves.values())]

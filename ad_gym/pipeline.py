@@ -23,7 +23,9 @@ from ad_gym.agents import RandomAgent, oracle_for
 from ad_gym.atomic import atomic_write
 from ad_gym.data.histories import load_histories
 from ad_gym.envs.tasks import canonical_env_id, family, tasks
-from ad_gym.evaluation import leaderboard_table, learner_episode_returns, normalised_table, play_episodes, plot_curves
+from ad_gym.evaluation import (
+    iqm_table, leaderboard_table, learner_episode_returns, normalised_table, play_episodes, plot_curves,
+)
 from ad_gym.methods import Collection, RunData, load_agent
 from ad_gym.presets import PRESETS, Preset, get_preset
 from ad_gym.sources.collect import collect
@@ -97,7 +99,8 @@ def run_pipeline(
         }
     seconds = meter.seconds
     source = source_label(preset.source.algo)
-    table = leaderboard_tables(env_id, curves_by_split, source)
+    n_tasks = {split: len(tasks(env_id, split)[: preset.test_tasks]) for split in curves_by_split}
+    table = leaderboard_tables(env_id, curves_by_split, source, n_tasks)
     write_results(out, env_id, preset_name, curves_by_split, table, meter)
     return PipelineResult(
         curves=curves_by_split["test"], table=table, seconds=seconds, out=out, curves_by_split=curves_by_split,
@@ -141,13 +144,18 @@ def evaluate_methods(
     return curves
 
 
-def leaderboard_tables(env_id: str, curves_by_split: dict[str, dict[str, np.ndarray]], source: str) -> str:
-    """One returns table per evaluation split; bandits add scores normalised against UCB and random."""
+def leaderboard_tables(env_id: str, curves_by_split: dict[str, dict[str, np.ndarray]], source: str,
+                       n_tasks: dict[str, int]) -> str:
+    """One returns table per evaluation split, then the interquartile means with their stratified
+    bootstrap intervals (``n_tasks``: the tasks of each split the rows belong to); bandits add
+    scores normalised against UCB and random."""
+    iqm_title = "Interquartile mean [95% stratified bootstrap interval] over tasks x seeds"
     if list(curves_by_split) == ["test"]:
-        return leaderboard_table(curves_by_split["test"])
+        return "\n\n".join([leaderboard_table(curves_by_split["test"]), f"{iqm_title}:", iqm_table(curves_by_split["test"], n_tasks["test"])])
     parts = []
     for split, curves in curves_by_split.items():
         parts += [f"**{split}** tasks: returns", "", leaderboard_table(curves), ""]
+        parts += [f"**{split}** tasks: {iqm_title[0].lower()}{iqm_title[1:]}", "", iqm_table(curves, n_tasks[split]), ""]
         parts += [f"**{split}** tasks: score normalised as (r - random) / ({source} - random)", "",
                   normalised_table(curves, source), ""]
     return "\n".join(parts).rstrip()
