@@ -21,6 +21,7 @@ def play_episodes(
     seeds: list[int] = (0,),
     progress: bool = False,
     on_step: Callable[[int, int, gym.Env, float, bool], None] | None = None,
+    prompt: Callable[[list[dict[str, Any]]], dict[str, np.ndarray]] | None = None,
 ) -> np.ndarray:
     """Returns ``(len(tasks) * len(seeds), n_episodes)`` episode returns, rows task-major.
 
@@ -30,6 +31,9 @@ def play_episodes(
     All envs step in lockstep; an env that finished its episodes keeps playing unrecorded.
     ``on_step(row, episode, env, reward, done)``, if given, sees every recorded step before an
     ending episode's env is reset (probes read the env's state there, e.g. the agent's cell).
+    ``prompt(row_tasks)``, if given, returns the keywords of ``agent.prompt`` (``observations``,
+    ``actions``, ``rewards``, ``dones`` of ``(rows, T, ...)``: `ad_gym.prompts.stack_prompts`),
+    put into the agent's context before it acts.
     """
     rows = [(task, seed) for task in tasks for seed in seeds]
     envs = [gym.make(env_id, **task) for task, _ in rows]
@@ -38,7 +42,7 @@ def play_episodes(
     returns = np.zeros((len(rows), n_episodes))
     episode = np.zeros(len(rows), dtype=np.int64)
     episode_start = np.ones(len(rows), dtype=bool)
-    state = None
+    state = None if prompt is None else agent.prompt(**prompt([task for task, _ in rows]))
     bar = tqdm(total=n_episodes, desc="episodes", disable=not progress)
     while episode.min() < n_episodes:
         actions, state = agent.predict(obs, state=state, episode_start=episode_start)
@@ -135,6 +139,12 @@ def iqm_table(curves: dict[str, np.ndarray], n_tasks: int, episodes=REPORT_EPISO
             cells.append(f"{float(interquartile_mean(scores.reshape(-1))):.2f} [{low:.2f}, {high:.2f}]")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def block_means(returns: np.ndarray, first: int, last: int) -> tuple[float, float]:
+    """Mean return over 1-based episodes first..last, and the 95% half-width over rows."""
+    per_row = returns[:, first - 1 : last].mean(axis=1)
+    return float(per_row.mean()), float(1.96 * per_row.std(ddof=1) / np.sqrt(len(per_row)))
 
 
 def leaderboard_table(curves: dict[str, np.ndarray], episodes=REPORT_EPISODES) -> str:

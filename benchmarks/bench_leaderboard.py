@@ -27,7 +27,7 @@ import ad_gym
 from ad_gym.agents import load_agent
 from ad_gym.checkpoints import checkpoint_method
 from ad_gym.envs.tasks import canonical_env_id, tasks
-from ad_gym.evaluation import REPORT_EPISODES, leaderboard_table, mean_ci, normalised_scores, play_episodes
+from ad_gym.evaluation import REPORT_EPISODES, block_means, leaderboard_table, mean_ci, normalised_scores, play_episodes
 from ad_gym.pipeline import PipelineResult, get_preset, run_pipeline
 from ad_gym.sources.sb3 import AGENT_SOURCES
 
@@ -35,12 +35,6 @@ RESULTS = Path(__file__).parent / "results"
 NAMES = {"DarkRoom-v0": "darkroom", "DarkRoomHard-v0": "darkroomhard", "DarkKeyToDoor-v0": "keytodoor", "DarkKeyToDoor-v1": "keytodoor_v1",
          "AdversarialBandit-v0": "bandit", "Watermaze-v0": "watermaze",
          "Watermaze-v1": "watermaze_v1"}
-
-
-def block_means(returns: np.ndarray, first: int, last: int) -> tuple[float, float]:
-    """Mean return over 1-based episodes first..last, and the 95% half-width over rows."""
-    per_row = returns[:, first - 1 : last].mean(axis=1)
-    return float(per_row.mean()), float(1.96 * per_row.std(ddof=1) / np.sqrt(len(per_row)))
 
 
 def source_sentence(preset) -> str:

@@ -113,3 +113,41 @@ def test_ucb_counts_prompted_pulls_as_its_own():
     assert prompted.predict(np.zeros(1))[0] == played.predict(np.zeros(1))[0]
     with pytest.raises(ValueError, match="arms in"):
         prompted.prompt(np.zeros((1, 1)), np.array([3]), np.zeros(1), np.zeros(1, dtype=bool))
+
+
+def test_prompts_from_a_history_and_from_another_tasks_oracle(tiny_histories):
+    from ad_gym.data.histories import load_histories
+    from ad_gym.envs.tasks import tasks
+    from ad_gym.prompts import history_prompt, misleading_prompt, stack_prompts
+
+    history = load_histories(tiny_histories[1])[0]
+    early = history_prompt(history, 3)
+    assert early.dones.sum() == 3 and early.dones[-1] and len(early.actions) == 60  # Dark Room: 20 steps each
+    np.testing.assert_array_equal(early.actions, history.actions[0, :60])
+    with pytest.raises(ValueError, match="fewer than"):
+        history_prompt(history, 10_000)
+    wrong = misleading_prompt("DarkRoom-v0", history.task, tasks("DarkRoom-v0", "train")[:5], 2)
+    assert wrong.rewards.sum() == 0 and wrong.dones.sum() == 2
+    assert set(stack_prompts([early, early])) >= {"observations", "actions", "rewards", "dones"}
+    with pytest.raises(ValueError, match="same number of steps"):
+        stack_prompts([early, wrong])
+
+
+def test_play_episodes_plays_on_from_a_prompt(agent, tiny_histories):
+    from ad_gym.data.histories import load_histories
+    from ad_gym.evaluation import play_episodes
+    from ad_gym.prompts import history_prompt, stack_prompts
+
+    history = load_histories(tiny_histories[1])[0]
+    prompt = history_prompt(history, 2)
+    seen = []
+    original = agent.prompt
+
+    def recording_prompt(**keywords):
+        seen.append(keywords["actions"].shape)
+        return original(**keywords)
+
+    agent.prompt = recording_prompt
+    returns = play_episodes(lambda rows: agent, "DarkRoom-v0", [history.task], 2, [0, 1],
+                            prompt=lambda rows: stack_prompts([prompt for _ in rows]))
+    assert returns.shape == (2, 2) and seen == [(2, 40)]
