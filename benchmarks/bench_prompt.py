@@ -72,14 +72,16 @@ def main() -> None:
     width = min(10, args.episodes)
     late = args.episodes - width + 1
     lines = []
+    early_width = min(5, args.episodes)
     for key, returns in curves.items():
-        mean, half = block_means(returns, late, args.episodes)
+        (early, early_half), (mean, half) = block_means(returns, 1, early_width), block_means(returns, late, args.episodes)
+        rises = "rises" if mean - half > early + early_half else "does not rise (intervals overlap)"
         kind = next((k for k in prompts if f", {k} prompt" in key), None)
         against = "" if kind is None else (
-            f" against the prompt's {levels[kind]:.2f}: "
-            + ("**past it**" if mean - half > levels[kind] else "below it" if mean + half < levels[kind] else "at it"))
-        lines.append(f"- {key}: episodes 1-5 {block_means(returns, 1, min(5, args.episodes))[0]:.2f}, "
-                     f"{late}-{args.episodes} **{mean:.2f} ± {half:.2f}**{against}")
+            f"; against the prompt's {levels[kind]:.2f} per episode: "
+            + ("above it" if mean - half > levels[kind] else "below it" if mean + half < levels[kind] else "at it"))
+        lines.append(f"- {key}: episodes 1-{early_width} {early:.2f} ± {early_half:.2f}, {late}-{args.episodes} "
+                     f"**{mean:.2f} ± {half:.2f}**: {rises}{against}")
     command = shlex.join(["python", f"benchmarks/{Path(__file__).name}", *sys.argv[1:]])
     text = "\n".join([
         f"# {env_id}: in-context learning after a prompt",
@@ -102,6 +104,8 @@ def main() -> None:
         f"![prompt]({name}.png)",
         "",
         "## Against the paper (AD improves past a suboptimal prompt, ED holds it)",
+        "",
+        "A method improves past a prompt when its late episodes rise above its first ones and above the prompt's level.",
         "",
         *lines,
         "",
