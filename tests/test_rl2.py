@@ -1,0 +1,82 @@
+"""RL²: trials of one task, a recurrent policy meta-trained on them, played by the shared harness."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+from ad_gym.agents import ADAgent
+from ad_gym.checkpoints import CheckpointError
+from ad_gym.envs.tasks import tasks
+from ad_gym.evaluation import play_episodes
+from ad_gym.methods import RunData, load_agent
+from ad_gym.methods.rl2 import RL2, RL2Agent, RL2Config, TrialEnv
+
+TINY = RL2Config(total_steps=256, n_envs=2, n_steps=64, batch_size=64, n_epochs=1, episodes_per_trial=2,
+                 lstm_hidden_size=16, net_arch=(16,))
+
+
+@pytest.fixture(scope="module")
+def rl2_checkpoint(tmp_path_factory):
+    return RL2(TINY).train(RunData("DarkRoom-v0", [], None), tmp_path_factory.mktemp("rl2"), progress=False)
+
+
+@pytest.mark.parametrize("env_id", ["DarkRoom-v0", "DarkKeyToDoor-v1", "AdversarialBandit-v0"])
+def test_a_trial_is_several_episodes_of_one_task(env_id):
+    env = TrialEnv(env_id, tasks(env_id, "train")[:4], episodes_per_trial=3)
+    check_env(env, skip_render_check=True)
+    obs, _ = env.reset(seed=0)
+    episode_ends = 0
+    while True:
+        obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        episode_ends += int(obs[-1])  # the episode-end flag
+        if terminated:
+            break
+    assert episode_ends == 3 and not truncated
+    drawn = set()
+    for _ in range(12):  # a new task every trial
+        env.reset()
+        drawn.add(str(env.env.spec.kwargs))
+    assert len(drawn) > 1
+
+
+def test_rl2_trains_saves_and_plays_through_the_shared_harness(rl2_checkpoint, tmp_path):
+    agent = load_agent(rl2_checkpoint, seed=0)
+    assert isinstance(agent, RL2Agent)
+    held_out = tasks("DarkRoom-v0", "test")[:2]
+    returns = play_episodes(lambda rows: agent, "DarkRoom-v0", held_out, 3, [0, 1])
+    assert returns.shape == (4, 3)
+    copy = RL2Agent.load(agent.save(tmp_path / "copy.pt"), seed=0)
+    obs = np.array([[4, 4], [0, 0]])
+    a, _ = agent.predict(obs, deterministic=True)
+    b, _ = copy.predict(obs, deterministic=True)
+    np.testing.assert_array_equal(a, b)
+    with pytest.raises(CheckpointError, match="not an AD model"):
+        ADAgent.load(rl2_checkpoint)
+
+
+def test_the_lstm_state_carries_across_episodes_of_one_context(rl2_checkpoint):
+    agent = load_agent(rl2_checkpoint, seed=0)
+    env = gym.make("DarkRoom-v0", goal=(0, 0))
+    obs, _ = env.reset(seed=0)
+    state = None
+    for _ in range(20):  # one whole episode
+        action, state = agent.predict(obs, state)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        agent.observe(reward, terminated or truncated)
+    assert truncated and state.ended.all()
+    hidden_before = np.array(state.lstm[0]).copy()
+    obs, _ = env.reset()
+    _, state = agent.predict(obs, state, episode_start=np.array([True]))
+    assert np.abs(hidden_before).sum() > 0 and not state.new.any()  # kept, not restarted, at the new episode
+
+
+def test_bad_settings_and_envs_are_refused():
+    with pytest.raises(ValueError, match="n_envs"):
+        RL2Config(n_envs=0)
+    with pytest.raises(ValueError, match="learning_rate"):
+        RL2Config(learning_rate=float("nan"))
+    with pytest.raises(ValueError, match="MultiDiscrete"):
+        TrialEnv("Watermaze-v1", tasks("Watermaze-v1", "train")[:2], 2)
+    with pytest.raises(ValueError, match="MultiDiscrete"):
+        RL2(TINY).check(RunData("Watermaze-v1", [], None))
