@@ -71,6 +71,15 @@ def test_the_lstm_state_carries_across_episodes_of_one_context(rl2_checkpoint):
     assert np.abs(hidden_before).sum() > 0 and not state.new.any()  # kept, not restarted, at the new episode
 
 
+def test_a_finished_run_is_reused_and_never_overwritten(rl2_checkpoint):
+    import dataclasses
+
+    data = RunData("DarkRoom-v0", [], None)
+    assert RL2(TINY).train(data, rl2_checkpoint.parent, progress=False) == rl2_checkpoint  # nothing retrained
+    with pytest.raises(ValueError, match="other settings"):
+        RL2(dataclasses.replace(TINY, total_steps=512)).train(data, rl2_checkpoint.parent, progress=False)
+
+
 def test_bad_settings_and_envs_are_refused():
     with pytest.raises(ValueError, match="n_envs"):
         RL2Config(n_envs=0)

@@ -303,11 +303,12 @@ class RL2(Method):
 
         out = Path(out)
         path = out / "checkpoint.pt"
-        if path.exists():
-            meta, _ = load_checkpoint(path)
-            if meta.get("finished") and meta.get("rl2") == dataclasses.replace(self.config, seed=seed).to_dict():
-                return path  # finished with these settings: nothing to redo
         config = dataclasses.replace(self.config, seed=seed)
+        if path.exists():  # written only when meta-training has finished
+            meta, _ = load_checkpoint(path)
+            if meta.get("kind") == KIND and meta.get("env_id") == canonical_env_id(data.env_id) and meta.get("rl2") == config.to_dict():
+                return path  # finished with these settings: nothing to redo
+            raise ValueError(f"{path} holds a model trained with other settings; train into another folder")
         train_tasks = list(tasks(data.env_id, "train"))
         venv = DummyVecEnv([lambda i=i: TrialEnv(data.env_id, train_tasks, config.episodes_per_trial)
                             for i in range(config.n_envs)])
