@@ -147,6 +147,18 @@ def block_means(returns: np.ndarray, first: int, last: int) -> tuple[float, floa
     return float(per_row.mean()), float(1.96 * per_row.std(ddof=1) / np.sqrt(len(per_row)))
 
 
+def episodes_to_reach(returns: np.ndarray, level: float, window: int = 5) -> int | None:
+    """The first 1-based episode by which the mean return over the rows, averaged over the last
+    ``window`` episodes (fewer at the start), reaches ``level``; None if it never does. The
+    average keeps one lucky episode from counting as having learned."""
+    mean = np.asarray(returns, dtype=np.float64).mean(axis=0)
+    sums = np.cumsum(np.concatenate([[0.0], mean]))
+    ends = np.arange(1, len(mean) + 1)
+    trailing = (sums[ends] - sums[np.maximum(ends - window, 0)]) / np.minimum(ends, window)
+    hits = np.flatnonzero(trailing >= level)
+    return int(hits[0]) + 1 if len(hits) else None
+
+
 def leaderboard_table(curves: dict[str, np.ndarray], episodes=REPORT_EPISODES) -> str:
     """Markdown: one row per method, mean +- 95% CI of the return at each listed episode."""
     episodes = [e for e in episodes if all(c.shape[1] >= e for c in curves.values())]

@@ -35,3 +35,13 @@ def test_iqm_table_groups_task_major_rows():
     assert "| AD | 1.00 [1.00, 1.00] | 2.00 [2.00, 2.00] |" in table
     with pytest.raises(ValueError, match="divide"):
         iqm_table({"AD": returns[:3]}, n_tasks=2, episodes=(1,))
+
+
+def test_episodes_to_reach_a_level_uses_a_trailing_mean():
+    from ad_gym.evaluation import episodes_to_reach
+
+    curve = np.array([[0.0, 0, 10, 0, 0, 5, 5, 5, 5, 5, 5]])
+    assert episodes_to_reach(curve, 5.0, window=1) == 3  # the lucky episode counts without averaging
+    assert episodes_to_reach(curve, 5.0, window=5) == 10  # not with it: the last 5 episodes must average 5
+    assert episodes_to_reach(curve, 6.0) is None
+    assert episodes_to_reach(np.full((2, 3), 7.0), 7.0) == 1

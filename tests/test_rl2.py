@@ -89,3 +89,21 @@ def test_bad_settings_and_envs_are_refused():
         TrialEnv("Watermaze-v1", tasks("Watermaze-v1", "train")[:2], 2)
     with pytest.raises(ValueError, match="MultiDiscrete"):
         RL2(TINY).check(RunData("Watermaze-v1", [], None))
+
+
+def test_a_prompt_is_fed_through_the_lstm_as_if_played(rl2_checkpoint):
+    played, prompted = load_agent(rl2_checkpoint, seed=0), load_agent(rl2_checkpoint, seed=0)
+    env = gym.make("DarkRoom-v0", goal=(2, 2))
+    obs, _ = env.reset(seed=0)
+    state, log = None, []
+    for _ in range(25):
+        action, state = played.predict(obs, state)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        played.observe(reward, terminated or truncated)
+        log.append((obs, int(action), reward, terminated or truncated))
+        obs = env.reset()[0] if terminated or truncated else next_obs
+    observations, actions, rewards, dones = (np.array(column) for column in zip(*log))
+    replayed = prompted.prompt(observations, actions, rewards, dones)
+    np.testing.assert_allclose(replayed.lstm[0], state.lstm[0], atol=1e-6)
+    with pytest.raises(ValueError, match="observation space"):
+        prompted.prompt(np.full((1, 2), 99), np.array([0]), np.zeros(1), np.zeros(1, dtype=bool))

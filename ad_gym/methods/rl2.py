@@ -111,7 +111,6 @@ class TrialEnv(gym.Env):
         probe.close()
         self.observation_space = self.encoder.space
         self.env: gym.Env | None = None
-        self.obs = None
         self.episodes = 0
 
     def _encode(self, obs, action: int, reward: float, ended: bool) -> np.ndarray:
@@ -269,6 +268,11 @@ class RL2Agent:
         ended = np.asarray(dones, dtype=bool).reshape(batch.shape)
         if batch.dtype.kind not in "iu" or (batch < 0).any() or (batch >= self.encoder.n_actions).any():
             raise ValueError(f"actions must be integers in [0, {self.encoder.n_actions}), got {actions!r}")
+        shape = self.observation_space.shape
+        if obs.shape != (*batch.shape, *shape) or not np.isfinite(rew).all():
+            raise ValueError(f"observations must have shape {(*batch.shape, *shape)} and rewards be finite")
+        if not all(self.observation_space.contains(o) for o in obs.reshape(-1, *shape).astype(np.int64)):
+            raise ValueError(f"prompt observations outside {self.env_id}'s observation space {self.observation_space}")
         state = state or self.new_context(len(batch))
         for t in range(batch.shape[1]):
             self.predict(obs[:, t], state)
