@@ -58,6 +58,17 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     return meta, payload
 
 
+def refuse_other_env(path, meta: dict[str, Any], env_id: str | None = None, env=None) -> None:
+    """A ValueError if ``env_id`` or ``env`` (its spec's id) names another env than the checkpoint's:
+    same spaces do not make the same task family (Dark Room, Key-to-Door), an env's id decides."""
+    from ad_gym.envs.tasks import canonical_env_id
+
+    spec = getattr(env, "spec", None)
+    for requested in (env_id, spec.id if spec is not None else None):
+        if requested is not None and canonical_env_id(requested) != meta.get("env_id"):
+            raise ValueError(f"{path} holds a model for {meta.get('env_id')}, not {canonical_env_id(requested)}")
+
+
 def checkpoint_method(meta: dict[str, Any]) -> str:
     """The method that trained a checkpoint (`ad_gym.methods`); checkpoints from before methods
     were recorded are all Algorithm Distillation's."""

@@ -29,7 +29,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ad_gym.checkpoints import CHECKPOINT, CheckpointError, load_checkpoint, resolve_checkpoint, save_checkpoint
+from ad_gym.checkpoints import (
+    CHECKPOINT, CheckpointError, load_checkpoint, refuse_other_env, resolve_checkpoint, save_checkpoint,
+)
 from ad_gym.envs.tasks import canonical_env_id
 from ad_gym.models.transformer import ADConfig, ADTransformer, KVCache
 
@@ -93,11 +95,7 @@ class ADAgent:
         meta, payload = load_checkpoint(resolve_checkpoint(path))
         if meta.get("kind") != "ad_model" or "model" not in payload:
             raise CheckpointError(f"{path} is not an AD model checkpoint")
-        # Same spaces do not make the same task family (Dark Room, Key-to-Door): an env's id decides.
-        spec = getattr(env, "spec", None)
-        for requested in (env_id, spec.id if spec is not None else None):
-            if requested is not None and canonical_env_id(requested) != meta.get("env_id"):
-                raise ValueError(f"{path} holds a model for {meta.get('env_id')}, not {canonical_env_id(requested)}")
+        refuse_other_env(path, meta, env_id, env)
         try:
             model = ADTransformer(ADConfig.from_dict(meta["model"]))
             model.load_state_dict(payload["model"])
@@ -165,12 +163,7 @@ class ADAgent:
     def predict(self, observation, state: ADContext | None = None, episode_start=None, deterministic: bool = False):
         obs, vectorized = self._check_observation(observation)
         n = obs.shape[0]
-        if state is None:
-            state = self.new_context(n)
-        elif not isinstance(state, ADContext):
-            raise TypeError(f"state must be None or the state returned by ADAgent.predict, got {type(state).__name__}")
-        elif state.n_envs != n:
-            raise ValueError(f"got {n} observations for a context of {state.n_envs} envs; pass state=None for a new batch")
+        state = self._context_for(state, n, f"got {n} observations for a context of {{}} envs; pass state=None for a new batch")
         if state.awaiting_reward:
             raise RuntimeError(
                 "predict was called twice without the reward in between: call agent.observe(reward, done) after "
@@ -262,12 +255,7 @@ class ADAgent:
             final = self._checked_steps(steps_of("next_observations", next_observations, shape), n, T)
         if self.config.final_obs and final is None and ended.any():
             raise ValueError("this model reads the view each episode ended on: pass next_observations (what each step returned)")
-        if state is None:
-            state = self.new_context(n)
-        elif not isinstance(state, ADContext):
-            raise TypeError(f"state must be None or the state returned by ADAgent.predict, got {type(state).__name__}")
-        elif state.n_envs != n:
-            raise ValueError(f"the prompt is for {n} envs, the context for {state.n_envs}")
+        state = self._context_for(state, n, f"the prompt is for {n} envs, the context for {{}}")
         if state.awaiting_reward:
             raise RuntimeError("prompt() was called between predict() and observe(): give the pending reward first")
         for t in range(T):
@@ -279,6 +267,16 @@ class ADAgent:
         return state
 
     # -- internals -------------------------------------------------------------------------
+
+    def _context_for(self, state: ADContext | None, n: int, mismatch: str) -> ADContext:
+        """``state`` checked for ``n`` envs (``mismatch`` formatted with its own count if not), or a new context."""
+        if state is None:
+            return self.new_context(n)
+        if not isinstance(state, ADContext):
+            raise TypeError(f"state must be None or the state returned by ADAgent.predict, got {type(state).__name__}")
+        if state.n_envs != n:
+            raise ValueError(mismatch.format(state.n_envs))
+        return state
 
     def _checked_steps(self, observations: np.ndarray, n: int, T: int) -> np.ndarray:
         """``(n, T, *obs_shape)`` observations checked and laid out as ``predict`` feeds them."""

@@ -24,7 +24,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ad_gym.checkpoints import CheckpointError, load_checkpoint, resolve_checkpoint, save_checkpoint
+from ad_gym.checkpoints import CheckpointError, load_checkpoint, refuse_other_env, resolve_checkpoint, save_checkpoint
 from ad_gym.envs.tasks import canonical_env_id, tasks
 from ad_gym.methods.base import Method, RunData, register
 
@@ -186,10 +186,7 @@ class RL2Agent:
         meta, payload = load_checkpoint(resolve_checkpoint(path))
         if meta.get("kind") != KIND or "policy" not in payload:
             raise CheckpointError(f"{path} is not an RL2 checkpoint")
-        spec = getattr(env, "spec", None)
-        for requested in (env_id, spec.id if spec is not None else None):
-            if requested is not None and canonical_env_id(requested) != meta.get("env_id"):
-                raise ValueError(f"{path} holds a model for {meta.get('env_id')}, not {canonical_env_id(requested)}")
+        refuse_other_env(path, meta, env_id, env)
         try:
             config = RL2Config(**{**meta["rl2"], "net_arch": tuple(meta["rl2"]["net_arch"])})
             probe = gym.make(meta["env_id"])
