@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--preset", default="default", help="named settings (default: default)")
     run.add_argument("--out", help="output folder (default: runs/<ENV_ID>-<PRESET>)")
     run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--workers", type=int, help="collection processes (default: every core)")
+    run.add_argument("--workers", type=int, help="processes for collection and for training methods side by side "
+                     "(default: every core; 1: one method at a time)")
     run.add_argument("--no-progress", action="store_true")
     run.set_defaults(handler=run_pipeline_command)
 

@@ -10,6 +10,9 @@ from contextlib import contextmanager
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
+# The line this process's progress bars use: 0, or a side-by-side training process's slot.
+BAR_POSITION = 0
+
 
 def _rss_bytes(pid: int | str = "self") -> int:
     try:
@@ -39,6 +42,8 @@ class StageMeter:
         self.interval = interval
         self.seconds: dict[str, float] = {}
         self.peak_gib: dict[str, float] = {}
+        # Stages that ran inside another one, side by side (their seconds overlap): name -> seconds.
+        self.side_by_side: dict[str, float] = {}
 
     @contextmanager
     def stage(self, name: str):
@@ -63,4 +68,7 @@ class StageMeter:
             self.peak_gib[name] = peak[0] / 2**30
 
     def summary(self) -> str:
-        return ", ".join(f"{k} {self.seconds[k] / 60:.1f} min (peak {self.peak_gib[k]:.2f} GiB)" for k in self.seconds)
+        stages = ", ".join(f"{k} {self.seconds[k] / 60:.1f} min (peak {self.peak_gib[k]:.2f} GiB)" for k in self.seconds)
+        if self.side_by_side:
+            stages += "; side by side: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in self.side_by_side.items())
+        return stages

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ad_gym import stages
 from ad_gym.checkpoints import CHECKPOINT, IMITATION_METHOD, as_json, checkpoint_method, load_checkpoint, save_checkpoint
 from ad_gym.data.histories import History, check_one_env, load_histories
 from ad_gym.data.windows import SequenceSampler, build_sequences
@@ -302,7 +303,8 @@ def fit(
             tensors |= {"optimizer": optimizer.state_dict(), "generator": generator.get_state(), "torch_rng": torch.get_rng_state()}
         save_checkpoint(checkpoint_path, meta, tensors)
 
-    bar = tqdm(total=config.updates, initial=meta["update"], desc=f"train {out.name}", unit="update", disable=not progress)
+    bar = tqdm(total=config.updates, initial=meta["update"], desc=f"train {out.name}", unit="update", disable=not progress,
+               position=stages.BAR_POSITION)
     start = time.perf_counter()
     model.train()
     stop = config.updates if until is None else min(until, config.updates)

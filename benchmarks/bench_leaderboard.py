@@ -30,12 +30,7 @@ from ad_gym.envs.tasks import canonical_env_id, tasks
 from ad_gym.evaluation import REPORT_EPISODES, block_means, leaderboard_table, mean_ci, normalised_scores, play_episodes
 from ad_gym.pipeline import PipelineResult, get_preset, run_pipeline
 from ad_gym.sources.sb3 import AGENT_SOURCES
-
-RESULTS = Path(__file__).parent / "results"
-NAMES = {"DarkRoom-v0": "darkroom", "DarkRoomHard-v0": "darkroomhard", "DarkKeyToDoor-v0": "keytodoor", "DarkKeyToDoor-v1": "keytodoor_v1",
-         "AdversarialBandit-v0": "bandit", "Watermaze-v0": "watermaze",
-         "Watermaze-v1": "watermaze_v1"}
-
+from common import family_name, quick_preset, results_dir, save_results, use_quick_results
 
 def source_sentence(preset) -> str:
     if preset.source.algo in AGENT_SOURCES:
@@ -91,22 +86,27 @@ def main() -> None:
     parser.add_argument("--save-checkpoints", type=Path, help="save every method's model here as <method slug>.pt (to ship them)")
     parser.add_argument("--compare-pretrained", metavar="NAME", action="append", default=[],
                         help="also evaluate this shipped model and compare it with its method's row; repeatable")
+    parser.add_argument("--quick", action="store_true", help="a smoke run (tiny budgets, 2 held-out tasks): never for figures")
     args = parser.parse_args()
     env_id = canonical_env_id(args.env_id)
     preset = get_preset(env_id, args.preset)
+    if args.quick:
+        use_quick_results()
+        preset = quick_preset(preset)
 
     tmp = None if args.out else tempfile.TemporaryDirectory()
     out = args.out or Path(tmp.name) / "run"
     start = time.perf_counter()
-    result = run_pipeline(env_id, args.preset, out, seed=args.seed)
+    result = run_pipeline(env_id, preset if args.quick else args.preset, out, seed=args.seed)
     total = time.perf_counter() - start
 
-    name = f"{NAMES.get(env_id, env_id.lower())}_{args.preset}"
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    name = f"{family_name(env_id)}_{args.preset}"
+    results = results_dir()
+    results.mkdir(parents=True, exist_ok=True)
     images = []
     for split in result.curves_by_split:
         suffix = "" if split == "test" else f"_{split}"
-        shutil.copy(out / f"returns{suffix}.png", RESULTS / f"{name}{suffix}.png")
+        shutil.copy(out / f"returns{suffix}.png", results / f"{name}{suffix}.png")
         images.append(f"![{split}]({name}{suffix}.png)")
     n_tasks = len(tasks(env_id, "test")[: preset.test_tasks])
     n_rows = result.curves[result.methods[0]].shape[0]
@@ -115,6 +115,8 @@ def main() -> None:
     cost = ", ".join(
         f"{stage} {seconds / 60:.1f} min (peak {result.peak_gib[stage]:.2f} GiB)" for stage, seconds in result.seconds.items()
     )
+    if result.side_by_side:
+        cost += " (side by side, one process each: " + ", ".join(f"{k} {v / 60:.1f} min" for k, v in result.side_by_side.items()) + ")"
     lines = [
         f"# {env_id}, preset `{args.preset}`: in-context returns on held-out tasks",
         "",
@@ -150,7 +152,11 @@ def main() -> None:
         lines += ["", f"## The shipped pretrained model `{shipped}` against this run", "",
                   *compare_pretrained(env_id, shipped, result, preset)]
     text = "\n".join(lines) + "\n"
-    (RESULTS / f"{name}.md").write_text(text)
+    curves = {label if split == "test" else f"{split}: {label}": returns
+              for split, by_label in result.curves_by_split.items() for label, returns in by_label.items()}
+    n_tasks = {split: len(tasks(env_id, split)[: preset.test_tasks]) for split in result.curves_by_split}
+    save_results(name, text, curves, {"env_id": env_id, "preset": args.preset, "n_tasks": n_tasks,
+                                      "methods": list(result.methods), "source": result.source, "minutes": total / 60})
     print(text)
     if tmp:
         tmp.cleanup()

@@ -25,10 +25,9 @@ from ad_gym.agents import load_agent
 from ad_gym.checkpoints import checkpoint_method
 from ad_gym.data.histories import load_histories
 from ad_gym.envs.tasks import task_key, tasks
-from ad_gym.evaluation import block_means, iqm_table, leaderboard_table, play_episodes, plot_curves
+from ad_gym.evaluation import block_means, iqm_table, leaderboard_table, play_episodes
 from ad_gym.prompts import history_prompt, misleading_prompt, stack_prompts
-
-RESULTS = Path(__file__).parent / "results"
+from common import family_name, save_plot, save_results
 
 
 def main() -> None:
@@ -67,8 +66,8 @@ def main() -> None:
             curves[f"{name}, {kind} prompt"] = play_episodes(lambda rows: agent, env_id, held_out, args.episodes,
                                                              args.seeds, prompt=batch)
 
-    name = args.name or f"prompt_{env_id.split('-')[0].lower()}"
-    plot_curves(curves, RESULTS / f"{name}.png", f"{env_id}: after a prompt of {args.prompt_episodes} episodes")
+    name = args.name or f"prompt_{family_name(env_id)}"
+    save_plot(name, curves, f"{env_id}: after a prompt of {args.prompt_episodes} episodes")
     width = min(10, args.episodes)
     late = args.episodes - width + 1
     lines = []
@@ -111,7 +110,8 @@ def main() -> None:
         "",
         f"Took {(time.perf_counter() - start) / 60:.1f} min.",
     ]) + "\n"
-    (RESULTS / f"{name}.md").write_text(text)
+    save_results(name, text, curves, {"env_id": env_id, "n_tasks": len(held_out), "prompt_levels": levels,
+                                      "prompt_episodes": args.prompt_episodes, "minutes": (time.perf_counter() - start) / 60})
     print(text)
 
 

@@ -21,12 +21,14 @@ import time
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 
+from ad_gym.data.histories import load_histories
 from ad_gym.envs.tasks import canonical_env_id
-from ad_gym.evaluation import episodes_to_reach, iqm_table, leaderboard_table, plot_curves
+from ad_gym.evaluation import episodes_to_reach, iqm_table, leaderboard_table, learner_episode_returns
 from ad_gym.pipeline import get_preset, run_pipeline
+from common import family_name, quick_preset, save_plot, save_results, use_quick_results
 
-RESULTS = Path(__file__).parent / "results"
 SHARES = (0.5, 0.8)
 
 
@@ -41,15 +43,15 @@ def main() -> None:
     args = parser.parse_args()
     env_id = canonical_env_id(args.env_id)
     base = get_preset(env_id, "default")
-    ad = next(m for m in base.methods if m.name == "AD")  # the one method this experiment is about
     if args.quick:
-        ad = dataclasses.replace(ad, config=dataclasses.replace(ad.config, updates=20, warmup=5, eval_every=10))
-        base = dataclasses.replace(base, train_tasks=4, test_tasks=2, eval_episodes=10, eval_seeds=(0,))
+        use_quick_results()
+        base = quick_preset(base)
+    ad = next(m for m in base.methods if m.name == "AD")  # the one method this experiment is about
     env = gym.make(env_id)
     steps_per_episode = env.spec.kwargs.get("max_steps") or getattr(env.unwrapped, "max_steps", None)
     env.close()
 
-    curves, rows, minutes, n_tasks = {}, [], {}, None
+    curves, wholes, rows, minutes, n_tasks = {}, {}, [], {}, None
     for algo in args.sources:
         preset = dataclasses.replace(base, source=dataclasses.replace(base.source, algo=algo, hyperparams={}),
                                      methods=(ad,))
@@ -60,17 +62,19 @@ def main() -> None:
         own, source = result.curves["AD"], result.curves[result.source]
         n_tasks = len(own) // len(base.eval_seeds)
         curves[f"AD from {algo.upper()}"], curves[result.source] = own, source
+        # The source's whole run on the held-out tasks (the leaderboard row stops at AD's episodes).
+        whole = wholes[f"{result.source}, whole run"] = full_source_curve(args.out / algo / "histories" / "test", env_id)
         cells = []
         for share in SHARES:
-            need_ad, need_source = episodes_to_reach(own, share * optimal), episodes_to_reach(source, share * optimal)
+            need_ad, need_source = episodes_to_reach(own, share * optimal), episodes_to_reach(whole, share * optimal)
             ratio = f"{need_source / need_ad:.1f}x" if need_ad and need_source else "n/a"
             cells.append(f"{_episodes(need_ad, steps_per_episode)} | {_episodes(need_source, steps_per_episode)} | {ratio}")
         rows.append(f"| {algo.upper()} | " + " | ".join(cells) + " |")
         if len(result.methods) != 1:
             raise RuntimeError(f"expected AD alone, got {result.methods}")
 
-    name = args.name or f"sources_{env_id.split('-')[0].lower()}"
-    plot_curves(curves, RESULTS / f"{name}.png", f"{env_id}: AD distilled from each source, against the source")
+    name = args.name or f"sources_{family_name(env_id)}"
+    save_plot(name, curves, f"{env_id}: AD distilled from each source, against the source")
     header = " | ".join(f"AD to {int(s * 100)}% | source to {int(s * 100)}% | ratio" for s in SHARES)
     command = shlex.join(["python", f"benchmarks/{Path(__file__).name}", *sys.argv[1:]])
     text = "\n".join([
@@ -92,14 +96,25 @@ def main() -> None:
         "",
         "## Data efficiency: episodes (env steps) to reach a share of the oracle's return",
         "",
+        "Each source's episodes are counted over its whole run on the held-out tasks (all its streams' "
+        "episodes in the order its learner played them), AD's over its in-context episodes.",
+        "",
         f"| source | {header} |",
         "| --- |" + " --- |" * (3 * len(SHARES)),
         *rows,
         "",
         "Minutes per source (collect, train, evaluate): " + ", ".join(f"{a.upper()} {m:.1f}" for a, m in minutes.items()) + ".",
     ]) + "\n"
-    (RESULTS / f"{name}.md").write_text(text)
+    save_results(name, text, {**curves, **wholes}, {"env_id": env_id, "n_tasks": n_tasks, "minutes": minutes,
+                                                   "steps_per_episode": steps_per_episode})
     print(text)
+
+
+def full_source_curve(folder: Path, env_id: str):
+    """Every episode the source played on each held-out task, as its learner experienced them."""
+    rows = [learner_episode_returns(h) for h in load_histories(folder, env_id=env_id)]
+    width = min(r.shape[1] for r in rows)
+    return np.concatenate([r[:, :width] for r in rows])
 
 
 def _episodes(n: int | None, steps_per_episode: int | None) -> str:

@@ -1,6 +1,7 @@
 """The whole pipeline end to end on a tiny budget: collect, train AD and ED, evaluate, report."""
 
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -88,3 +89,18 @@ def test_several_learners_per_train_task(tmp_path):
     assert sorted(p.name for p in (tmp_path / "histories").iterdir()) == ["test", "train", "train-learner2"]
     with pytest.raises(ValueError, match="train_learners must be a positive integer"):
         dataclasses.replace(TINY_PRESET, train_learners=0)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
+def test_methods_trained_side_by_side_match_one_at_a_time(tmp_path):
+    # Two processes, one core each, against one method at a time (TINY_TRAIN: one thread): the same models.
+    alone = run_pipeline("DarkRoom-v0", TINY_PRESET, tmp_path / "alone", workers=1, progress=False)
+    side = run_pipeline("DarkRoom-v0", TINY_PRESET, tmp_path / "side", workers=2, progress=False)
+    assert list(side.seconds) == ["collect source", "train 2 methods, 2 side by side", "evaluate"]
+    assert set(side.side_by_side) == {"train AD", "train ED"}
+    for slug in ("ad", "ed"):
+        _, weights_alone = load_checkpoint(tmp_path / "alone" / slug / "checkpoint.pt")
+        _, weights_side = load_checkpoint(tmp_path / "side" / slug / "checkpoint.pt")
+        for name, tensor in weights_alone["model"].items():
+            assert (tensor == weights_side["model"][name]).all(), name
+    np.testing.assert_array_equal(alone.curves["AD"], side.curves["AD"])

@@ -47,6 +47,8 @@ class RL2Config:
     ent_coef: float = 0.01
     lstm_hidden_size: int = 128
     net_arch: tuple[int, ...] = (64,)
+    # A second LSTM for the value function (sb3-contrib's default) doubles the training cost.
+    critic_lstm: bool = False
     seed: int = 0
 
     def __post_init__(self):
@@ -54,6 +56,8 @@ class RL2Config:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"RL2Config.{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.critic_lstm, bool):
+            raise TypeError(f"RL2Config.critic_lstm must be a bool, got {self.critic_lstm!r}")
         for name in ("learning_rate", "gamma", "gae_lambda", "ent_coef"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
@@ -158,7 +162,8 @@ def _build_policy(observation_space, action_space, config: RL2Config):
     from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 
     return RecurrentActorCriticPolicy(observation_space, action_space, lambda _: config.learning_rate,
-                                      net_arch=list(config.net_arch), lstm_hidden_size=config.lstm_hidden_size)
+                                      net_arch=list(config.net_arch), lstm_hidden_size=config.lstm_hidden_size,
+                                      enable_critic_lstm=config.critic_lstm)
 
 
 class RL2Agent:
@@ -188,7 +193,8 @@ class RL2Agent:
             raise CheckpointError(f"{path} is not an RL2 checkpoint")
         refuse_other_env(path, meta, env_id, env)
         try:
-            config = RL2Config(**{**meta["rl2"], "net_arch": tuple(meta["rl2"]["net_arch"])})
+            # Checkpoints from before critic_lstm was a setting had sb3-contrib's default critic LSTM.
+            config = RL2Config(**{"critic_lstm": True, **meta["rl2"], "net_arch": tuple(meta["rl2"]["net_arch"])})
             probe = gym.make(meta["env_id"])
             encoder = StepEncoder(probe.observation_space, int(probe.action_space.n))
             policy = _build_policy(encoder.space, probe.action_space, config)
@@ -317,7 +323,8 @@ class RL2(Method):
         model = RecurrentPPO(
             "MlpLstmPolicy", venv, n_steps=config.n_steps, batch_size=config.batch_size, n_epochs=config.n_epochs,
             learning_rate=config.learning_rate, gamma=config.gamma, gae_lambda=config.gae_lambda, ent_coef=config.ent_coef,
-            policy_kwargs={"net_arch": list(config.net_arch), "lstm_hidden_size": config.lstm_hidden_size},
+            policy_kwargs={"net_arch": list(config.net_arch), "lstm_hidden_size": config.lstm_hidden_size,
+                           "enable_critic_lstm": config.critic_lstm},
             seed=config.seed, verbose=0, device="cpu",
         )
         curve = _trial_returns(config.total_steps, progress)
@@ -340,12 +347,15 @@ def _trial_returns(total_steps: int, progress: bool):
     from stable_baselines3.common.callbacks import BaseCallback
     from tqdm.auto import tqdm
 
+    from ad_gym import stages
+
     class TrialReturns(BaseCallback):
         """The meta-training curve: mean return per trial against env steps, one point per rollout."""
 
         def __init__(self):
             super().__init__()
-            self.bar = tqdm(total=total_steps, desc="meta-train RL2", unit="step", disable=not progress)
+            self.bar = tqdm(total=total_steps, desc="meta-train RL2", unit="step", disable=not progress,
+                            position=stages.BAR_POSITION)
             self.log: list[dict[str, float]] = []
             self.returns: list[float] = []
             self.running = None

@@ -1,0 +1,69 @@
+"""benchmarks/paper.py: verdicts computed from the curves the benchmarks save as data."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import common  # noqa: E402
+import paper  # noqa: E402
+
+
+def _curves(rng, start, end, rows=32, episodes=50, noise=0.3):
+    """Returns rising linearly from ``start`` to ``end`` over the episodes, plus noise."""
+    return np.linspace(start, end, episodes)[None] + noise * rng.standard_normal((rows, episodes))
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    monkeypatch.setenv("AD_GYM_BENCH_RESULTS", str(tmp_path))
+    return tmp_path
+
+
+def test_results_round_trip_without_pickles(results):
+    curves = {"AD": np.arange(6.0).reshape(2, 3), "source (A2C, from scratch)": np.ones((1, 3))}
+    common.save_results("x", "# x\n", curves, {"n_tasks": 2})
+    loaded, meta = common.load_results("x")
+    assert (results / "x.md").read_text() == "# x\n"
+    assert meta == {"n_tasks": 2} and set(loaded) == set(curves)
+    np.testing.assert_allclose(loaded["AD"], curves["AD"])
+    with np.load(results / "x.npz", allow_pickle=False) as data:  # plain arrays only
+        assert all(data[k].dtype != object for k in data.files)
+
+
+def test_in_context_verdicts_follow_the_curves(results):
+    rng = np.random.default_rng(0)
+    common.save_results("rising", "", {"AD": _curves(rng, 1, 14), "ED": _curves(rng, 1, 1)})
+    common.save_results("flat", "", {"AD": _curves(rng, 1, 1), "ED": _curves(rng, 1, 1)})
+    assert paper.in_context_claim("rising", "Dark Room", "", results).verdict == "holds"
+    assert paper.in_context_claim("flat", "Dark Room", "", results).verdict.startswith("does not hold")
+    assert paper.in_context_claim("absent", "Dark Room", "", results).verdict.startswith("not measured")
+
+
+def test_context_and_prompt_verdicts(results):
+    rng = np.random.default_rng(1)
+    common.save_results("context_darkroom", "", {
+        "AD, context 1 episode (20 steps)": _curves(rng, 1, 3),
+        "AD, context 4 episodes (80 steps)": _curves(rng, 1, 13),
+    })
+    common.save_results("context_keytodoor_v1", "", {
+        "AD, context 1 episode (50 steps)": _curves(rng, 1, 1.8),
+        "AD, context 4 episodes (200 steps)": _curves(rng, 1, 1.8),
+    })
+    dark_room, key_to_door = paper.context_claims(results)
+    assert dark_room.verdict == "holds" and key_to_door.verdict.startswith("does not hold")
+
+    common.save_results("prompt_darkroom", "", {
+        "AD, suboptimal prompt": _curves(rng, 0.5, 13), "ED, suboptimal prompt": _curves(rng, 1.5, 1.6),
+    }, {"prompt_levels": {"suboptimal": 0.4}})
+    assert paper.prompt_claim(results).verdict.startswith("holds")
+
+
+def test_compose_writes_every_section(results):
+    text = paper.compose(results, {"darkroom": 1.5})
+    for section in ("In-context RL", "Dark Room Hard", "RL²", "Any source distilled", "Suboptimal prompt", "Context length"):
+        assert f"## {section}" in text
+    assert "darkroom 1.5" in text and "not measured" in text
