@@ -16,6 +16,7 @@ from ad_gym.methods.ad_eps import ADEps
 from ad_gym.methods.base import Method
 from ad_gym.methods.dpt import DPT
 from ad_gym.methods.ed import ED
+from ad_gym.methods.rl2 import RL2, RL2Config
 from ad_gym.sources.sb3 import SourceConfig
 from ad_gym.training import TrainConfig
 
@@ -69,6 +70,9 @@ _DARK_ROOM_NOISY = SourceConfig(algo="oracle-eps", n_streams=16, total_steps=960
 _DARK_ROOM_AD_EPS = ADEps(dataclasses.replace(_DARK_ROOM_TRAIN, every_k=1, max_episodes=None), source=_DARK_ROOM_NOISY)
 # DPT: its defaults are the Dark Room recipe (ad_gym/methods/dpt.py).
 _DARK_ROOM_DPT = DPT()
+# RL²: its defaults are the Dark Room recipe, 2M env steps of meta-training on the train goals
+# (benchmarks/results/rl2_notes.md).
+_DARK_ROOM_RL2 = RL2()
 
 # Dark Room Hard: the same A2C learner, run for 200 episodes per stream (32k steps per goal):
 # held out, its streams average 0.34 over episodes 26-35 and 0.67 over 191-200, two goals in
@@ -178,7 +182,7 @@ PRESETS: dict[str, dict[str, Preset]] = {
     "DarkRoom-v0": {
         "default": Preset(
             source=_DARK_ROOM_SOURCE,
-            methods=(*ad_and_ed(_DARK_ROOM_TRAIN, expert_updates=500), _DARK_ROOM_AD_EPS, _DARK_ROOM_DPT),
+            methods=(*ad_and_ed(_DARK_ROOM_TRAIN, expert_updates=500), _DARK_ROOM_AD_EPS, _DARK_ROOM_DPT, _DARK_ROOM_RL2),
             notes="2-core CPU, <= 30 minutes in all",
         ),
         "full": Preset(
@@ -187,6 +191,7 @@ PRESETS: dict[str, dict[str, Preset]] = {
                 *ad_and_ed(dataclasses.replace(_DARK_ROOM_TRAIN, updates=5000, warmup=200), expert_updates=1500),
                 dataclasses.replace(_DARK_ROOM_AD_EPS, config=dataclasses.replace(_DARK_ROOM_AD_EPS.config, updates=5000, warmup=200)),
                 dataclasses.replace(_DARK_ROOM_DPT, config=dataclasses.replace(_DARK_ROOM_DPT.config, updates=2500, warmup=200)),
+                RL2(RL2Config(total_steps=5_000_000)),
             ),
             notes="2-core CPU, <= 90 minutes in all",
         ),

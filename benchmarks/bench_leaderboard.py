@@ -25,7 +25,7 @@ import torch
 
 import ad_gym
 from ad_gym.agents import load_agent
-from ad_gym.checkpoints import checkpoint_method
+from ad_gym.checkpoints import checkpoint_method, load_checkpoint, resolve_checkpoint
 from ad_gym.envs.tasks import canonical_env_id, tasks
 from ad_gym.evaluation import REPORT_EPISODES, block_means, leaderboard_table, mean_ci, normalised_scores, play_episodes
 from ad_gym.pipeline import PipelineResult, get_preset, run_pipeline
@@ -136,6 +136,10 @@ def main() -> None:
         "",
         "## Cost",
         "",
+        "| method | training budget | minutes |",
+        "| --- | --- | --- |",
+        *(f"| {m.name} | {m.budget()} | {minutes(result, m.name)} |" for m in preset.methods),
+        "",
         f"Machine: {torch.get_num_threads()} torch threads, torch {torch.__version__}, ad_gym {ad_gym.__version__}. "
         f"Total {total / 60:.1f} min: {cost}. Peak memory counts the main process and its collection workers.",
         "",
@@ -155,11 +159,50 @@ def main() -> None:
     curves = {label if split == "test" else f"{split}: {label}": returns
               for split, by_label in result.curves_by_split.items() for label, returns in by_label.items()}
     n_tasks = {split: len(tasks(env_id, split)[: preset.test_tasks]) for split in result.curves_by_split}
+    training = meta_training_curves(out, preset)
+    if training:
+        save_meta_training_plot(f"{name}_meta_training", training, f"{env_id}: meta-training, mean return per trial")
+        text = text.replace("\nPreset: `", f"\nMeta-training curves (mean return per trial against env steps): "
+                                           f"![meta-training]({name}_meta_training.png)\n\nPreset: `", 1)
     save_results(name, text, curves, {"env_id": env_id, "preset": args.preset, "n_tasks": n_tasks,
-                                      "methods": list(result.methods), "source": result.source, "minutes": total / 60})
+                                      "methods": list(result.methods), "source": result.source, "minutes": total / 60,
+                                      "meta_training": training})
     print(text)
     if tmp:
         tmp.cleanup()
+
+
+def meta_training_curves(out: Path, preset) -> dict[str, list[dict]]:
+    """The meta-training curve each method recorded in its checkpoint (RL²), by method name."""
+    curves = {}
+    for method in preset.methods:
+        meta, _ = load_checkpoint(resolve_checkpoint(out / method.slug))
+        if meta.get("meta_training"):
+            curves[method.name] = meta["meta_training"]
+    return curves
+
+
+def save_meta_training_plot(name: str, curves: dict[str, list[dict]], title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ad_gym.atomic import atomic_write
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, log in curves.items():
+        ax.plot([p["steps"] for p in log], [p["trial_return"] for p in log], label=label)
+    ax.set(xlabel="env steps", ylabel="mean return per trial", title=title)
+    ax.legend()
+    atomic_write(results_dir() / f"{name}.png", lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"))
+    plt.close(fig)
+
+
+def minutes(result: PipelineResult, method: str) -> str:
+    """A method's training minutes in this run (side by side: its own process's time)."""
+    seconds = result.side_by_side.get(f"train {method}", result.seconds.get(f"train {method}"))
+    return "-" if seconds is None else f"{seconds / 60:.1f}"
 
 
 def compare_pretrained(env_id: str, name: str, result: PipelineResult, preset) -> list[str]:

@@ -69,6 +69,11 @@ class Method:
         """Train (or resume) into the folder ``out``; return the checkpoint's path."""
         raise NotImplementedError
 
+    def budget(self) -> str:
+        """What its training costs, in its own unit, for the leaderboards' cost tables."""
+        updates = getattr(getattr(self, "config", None), "updates", None)
+        return f"{updates:,} updates" if updates else ""
+
     @classmethod
     def load_agent(cls, path: str | os.PathLike, **kwargs):
         """The agent that plays a checkpoint of this method (default: `ADAgent`)."""

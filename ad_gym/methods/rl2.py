@@ -33,15 +33,22 @@ KIND = "rl2_model"
 
 @dataclass(frozen=True)
 class RL2Config:
-    """Meta-training settings: trials, the recurrent PPO learner and its budget."""
+    """Meta-training settings: trials, the recurrent PPO learner and its budget.
 
-    total_steps: int = 1_000_000  # env steps of meta-training, all trials together
+    The defaults are the Dark Room recipe (benchmarks/results/rl2_notes.md): a rollout of each env
+    is one whole trial (10 episodes x 20 steps), and few large minibatches. sb3-contrib steps its
+    LSTM one time step at a time over any minibatch whose sequences start an episode, so the
+    training cost grows with the number of minibatches, not their size: 8 envs x 256 steps in
+    minibatches of 512 ran 392 env steps/s, 32 x 200 in minibatches of 3200 ~3000.
+    """
+
+    total_steps: int = 2_000_000  # env steps of meta-training, all trials together
     episodes_per_trial: int = 10  # episodes of one task per trial: the span the LSTM learns to use
-    n_envs: int = 8  # trials played in parallel
-    n_steps: int = 256  # steps per env between PPO updates (the length of the LSTM's training sequences)
-    batch_size: int = 512
+    n_envs: int = 32  # trials played in parallel
+    n_steps: int = 200  # steps per env between PPO updates (the length of the LSTM's training sequences)
+    batch_size: int = 3200
     n_epochs: int = 4
-    learning_rate: float = 3e-4
+    learning_rate: float = 1e-3
     gamma: float = 0.99
     gae_lambda: float = 0.95
     ent_coef: float = 0.01
@@ -295,6 +302,9 @@ class RL2(Method):
     summary = "RL²: a recurrent policy (RecurrentPPO) meta-trained across trials of the training tasks"
 
     config: RL2Config = field(default_factory=RL2Config)
+
+    def budget(self) -> str:
+        return f"{self.config.total_steps:,} env steps of meta-training"
 
     def check(self, data: RunData) -> None:
         probe = gym.make(data.env_id)
