@@ -119,15 +119,26 @@ def bandit_claim(results: Path) -> Claim:
 def hard_claim(results: Path) -> Claim:
     claim = "Dark Room Hard (sparse reward): AD learns in context, above its source; ED stays flat"
     paper = "AD ~0.40 at episode 200, ~0.68 at 1000; ED ~0.06; source ~0.09 (our bar: AD >= 0.6 at episode 100)"
-    name = "darkroomhard_full"
+    # The bar is the full preset's; until it has run, the default preset's figures stand in (said so).
+    name = "darkroomhard_full" if (results / "darkroomhard_full.npz").exists() else "darkroomhard_default"
     if missing := _missing(name, results):
         return Claim(claim, paper, "-", missing)
     curves, meta = load_results(name, results)
     n = curves["AD"].shape[1]
     ad, ed, source = mean_ci(curves["AD"], n), mean_ci(curves["ED"], n), mean_ci(curves[meta["source"]], n)
-    ours = f"at episode {n}: AD {_fmt(*ad)}, ED {_fmt(*ed)}, source {_fmt(*source)}"
-    holds = ad[0] >= 0.6 and ad[0] - ad[1] > source[0] + source[1] and ed[0] < ad[0] - ad[1]
-    return Claim(claim, paper, ours, "holds" if holds else "does not hold")
+    ours = f"{name.split('_')[1]} preset, at episode {n}: AD {_fmt(*ad)}, ED {_fmt(*ed)}, source {_fmt(*source)}"
+    (early, eh), (late, lh) = block_means(curves["AD"], 1, 5), block_means(curves["AD"], 41, 50)
+    rises, ed_below = late - lh > early + eh, ed[0] < ad[0] - ad[1]
+    above_source, bar = ad[0] - ad[1] > source[0] + source[1], ad[0] >= 0.6
+    ours += f"; AD over episodes 1-5 {early:.2f}, 41-50 {_fmt(late, lh)}"
+    if rises and ed_below and above_source and bar:
+        verdict = "holds"
+    elif rises and ed_below:
+        verdict = "partly: AD learns in context and ED does not, but " + " and ".join(
+            part for part, ok in (("AD is not clearly above its source", above_source), ("AD is below 0.6", bar)) if not ok)
+    else:
+        verdict = "does not hold"
+    return Claim(claim, paper, ours, verdict)
 
 
 def rl2_claims(results: Path) -> list[Claim]:

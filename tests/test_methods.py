@@ -230,3 +230,11 @@ def test_every_presets_collections_can_be_recorded_for_its_family(env_id, name):
             source = collection.source
             short = dataclasses.replace(source, total_steps=min(source.total_steps, 2 * source.n_streams * 100))
             assert learn_task(env_id, task, short).n_streams == source.n_streams
+
+
+def test_each_method_states_its_training_budget():
+    from ad_gym.methods.rl2 import RL2, RL2Config
+
+    assert AD(dataclasses.replace(TINY_TRAIN, updates=2000)).budget() == "2,000 updates"
+    assert RL2(RL2Config(total_steps=1_000_000)).budget() == "1,000,000 env steps of meta-training"
+    assert Method().budget() == ""  # a method without updates says nothing rather than something wrong

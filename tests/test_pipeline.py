@@ -104,3 +104,15 @@ def test_methods_trained_side_by_side_match_one_at_a_time(tmp_path):
         for name, tensor in weights_alone["model"].items():
             assert (tensor == weights_side["model"][name]).all(), name
     np.testing.assert_array_equal(alone.curves["AD"], side.curves["AD"])
+
+
+def test_methods_go_side_by_side_only_when_the_work_spreads():
+    from ad_gym.pipeline import _worth_splitting, core_slots
+
+    cores = len(os.sched_getaffinity(0))
+    assert core_slots(3, workers=1) == [tuple(sorted(os.sched_getaffinity(0)))]  # one process, every core
+    slots = core_slots(5, workers=None)
+    assert len(slots) == min(cores, 5) and sorted(c for s in slots for c in s) == sorted(os.sched_getaffinity(0))
+    ad, ed = ad_and_ed(dataclasses.replace(TINY_TRAIN, updates=2000), expert_updates=500)
+    assert not _worth_splitting([ad, ed])  # AD is 80% of the work: one at a time on every core is faster
+    assert _worth_splitting([ad, ed, dataclasses.replace(ad, config=dataclasses.replace(ad.config, updates=1500))])
