@@ -106,7 +106,7 @@ def main() -> None:
         "Minutes per source (collect, train, evaluate): " + ", ".join(f"{a.upper()} {m:.1f}" for a, m in minutes.items()) + ".",
     ]) + "\n"
     save_results(name, text, {**curves, **wholes}, {"env_id": env_id, "n_tasks": n_tasks, "minutes": minutes,
-                                                   "steps_per_episode": steps_per_episode})
+                                                   "steps_per_episode": steps_per_episode, "optimal": optimal})
     print(text)
 
 

@@ -168,7 +168,7 @@ def source_claims(results: Path) -> list[Claim]:
     paper = "AD distils A3C, DQN (and UCB on bandits) and learns in context more data-efficiently than its source"
     if missing := _missing(name, results):
         return [Claim("Dark Room: AD distils any source", paper, "-", missing)]
-    curves, _ = load_results(name, results)
+    curves, meta = load_results(name, results)
     claims = []
     for label in [k for k in curves if k.startswith("AD from ")]:
         algo = label.removeprefix("AD from ")
@@ -177,11 +177,12 @@ def source_claims(results: Path) -> list[Claim]:
         ad, source = curves[label], curves[source_label]
         n = ad.shape[1]
         ad_late, src_late = block_means(ad, n - 9, n), block_means(source, n - 9, n)
-        optimal = float(curves["oracle (task known)"].mean()) if "oracle (task known)" in curves else None
+        optimal = meta.get("optimal")  # the oracle's mean return on the same held-out tasks
         ratio = "-"
         if optimal:
             need_ad, need_src = episodes_to_reach(ad, 0.5 * optimal), episodes_to_reach(whole, 0.5 * optimal)
-            ratio = f"{need_src / need_ad:.1f}x" if need_ad and need_src else f"AD {need_ad}, source {need_src} episodes"
+            ratio = (f"{need_src / need_ad:.1f}x" if need_ad and need_src
+                     else f"AD {need_ad or 'never'}, source {need_src or 'never'} (episodes)")
         ours = (f"eps {n - 9}-{n}: AD {_fmt(*ad_late)}, its source {_fmt(*src_late)}; episodes to 50% of optimal, "
                 f"source / AD: {ratio}")
         holds = ad_late[0] - ad_late[1] > src_late[0] + src_late[1]
