@@ -32,7 +32,7 @@ from ad_gym.evaluation import (
 from ad_gym.methods import Collection, RunData, load_agent
 from ad_gym.presets import PRESETS, Preset, get_preset
 from ad_gym.sources.collect import collect
-from ad_gym.stages import StageMeter
+from ad_gym.stages import StageMeter, available_cores
 
 __all__ = ["PRESETS", "PipelineResult", "Preset", "get_preset", "run_pipeline"]
 
@@ -112,7 +112,7 @@ def run_pipeline(
 def core_slots(n_methods: int, workers: int | None) -> list[tuple[int, ...]]:
     """The cores each side-by-side training process gets: the available cores split evenly
     between ``min(workers, n_methods)`` processes (``workers`` default: one per core)."""
-    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    cores = available_cores()
     n = min(len(cores) if workers is None else workers, n_methods, len(cores))
     return [tuple(cores[i::n]) for i in range(max(n, 1))]
 
@@ -156,22 +156,16 @@ def train_methods(methods, data: RunData, out: Path, seed: int, progress: bool, 
     return {method.name: checkpoints[method.name] for method in methods}
 
 
-def _work(method) -> float:
-    """A rough measure of a method's training: its updates (RL²: env steps / 1000)."""
-    config = getattr(method, "config", None)
-    return float(getattr(config, "updates", 0) or getattr(config, "total_steps", 0) / 1000 or 1)
-
-
 def _longest_first(methods):
     """Start the methods with the most work first, so the last one to finish starts early."""
-    return sorted(methods, key=_work, reverse=True)
+    return sorted(methods, key=lambda m: m.work(), reverse=True)
 
 
 def _worth_splitting(methods) -> bool:
     """Side by side pays when the work spreads over the processes: one thread per core does
     1.28x the updates of one training on two, but a core whose methods are done sits idle. With
     the longest method over 60% of all the work (AD and a short ED), one at a time is faster."""
-    work = [_work(m) for m in methods]
+    work = [m.work() for m in methods]
     return max(work) <= 0.6 * sum(work)
 
 

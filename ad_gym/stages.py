@@ -10,6 +10,11 @@ from contextlib import contextmanager
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
+def available_cores() -> list[int]:
+    """The CPU cores this process may run on (its affinity where the OS has one)."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+
+
 # The line this process's progress bars use: 0, or a side-by-side training process's slot.
 BAR_POSITION = 0
 

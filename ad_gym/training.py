@@ -236,7 +236,7 @@ def check_disjoint(train_histories: list[History], val_histories: list[History])
 
 
 def set_threads(threads: int | None) -> None:
-    torch.set_num_threads(threads or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+    torch.set_num_threads(threads or len(stages.available_cores()))
 
 
 def fit(

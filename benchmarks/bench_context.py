@@ -22,20 +22,11 @@ import sys
 import time
 from pathlib import Path
 
-import gymnasium as gym
 
 from ad_gym.envs.tasks import canonical_env_id
 from ad_gym.evaluation import block_means, iqm_table, leaderboard_table
-from ad_gym.pipeline import get_preset, run_pipeline
-from common import family_name, quick_preset, save_plot, save_results, use_quick_results
-
-
-def episode_steps(env_id: str) -> int:
-    env = gym.make(env_id)
-    try:
-        return int(env.spec.max_episode_steps or env.unwrapped.max_steps)
-    finally:
-        env.close()
+from ad_gym.pipeline import run_pipeline
+from common import apart, default_ad, episode_steps, family_name, save_plot, save_results
 
 
 def share_histories(out: Path, histories: Path | None) -> Path:
@@ -59,11 +50,7 @@ def main() -> None:
     if not args.episodes or min(args.episodes) < 1:
         parser.error(f"--episodes must be positive integers, got {args.episodes}")
     env_id = canonical_env_id(args.env_id)
-    base = get_preset(env_id, "default")
-    if args.quick:
-        use_quick_results()
-        base = quick_preset(base)
-    ad = next(m for m in base.methods if m.name == "AD")  # the one method this experiment is about
+    base, ad = default_ad(env_id, args.quick)  # AD is the one method this experiment is about
     steps = episode_steps(env_id)
     shared = share_histories(args.out, args.histories)
     # The recipe's training sequences for every arm, longer where a context needs it.
@@ -92,8 +79,7 @@ def main() -> None:
     late = (max(1, n - 9), n)
     blocks = {label: block_means(c, *late) for label, c in ad_rows.items()}
     shortest, longest = next(iter(blocks)), list(blocks)[-1]
-    (m1, h1), (m2, h2) = blocks[shortest], blocks[longest]
-    verdict = ("the shortest context is clearly below the longest (intervals separate)" if m1 + h1 < m2 - h2
+    verdict = ("the shortest context is clearly below the longest (intervals separate)" if apart(blocks[longest], blocks[shortest])
                else "the intervals of the shortest and longest contexts overlap")
     command = shlex.join(["python", f"benchmarks/{Path(__file__).name}", *sys.argv[1:]])
     text = "\n".join([

@@ -20,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import ad_gym
@@ -30,7 +29,7 @@ from ad_gym.envs.tasks import canonical_env_id, tasks
 from ad_gym.evaluation import REPORT_EPISODES, block_means, leaderboard_table, mean_ci, normalised_scores, play_episodes
 from ad_gym.pipeline import PipelineResult, get_preset, run_pipeline
 from ad_gym.sources.sb3 import AGENT_SOURCES
-from common import family_name, quick_preset, results_dir, save_results, use_quick_results
+from common import family_name, quick_preset, results_dir, rise, save_results, use_quick_results
 
 def source_sentence(preset) -> str:
     if preset.source.algo in AGENT_SOURCES:
@@ -47,8 +46,7 @@ def improvement_lines(result: PipelineResult) -> list[str]:
     lines = []
     for name in result.methods:
         returns = curves[name]
-        (early, early_h), (late, late_h) = block_means(returns, 1, 5), block_means(returns, 41, 50)
-        separated = late - late_h > early + early_h
+        (early, early_h), (late, late_h), separated = rise(returns, (41, 50))
         at = ", ".join(f"episode {e}: {mean_ci(returns, e)[0]:.2f} ± {mean_ci(returns, e)[1]:.2f}"
                        for e in (20, 40, 50, 100) if returns.shape[1] >= e)
         lines.append(f"- {name}: episodes 1-5 {early:.2f} ± {early_h:.2f}, 41-50 **{late:.2f} ± {late_h:.2f}** "
@@ -69,8 +67,8 @@ def bandit_lines(result: PipelineResult) -> list[str]:
         late = width // 2 + 1
         trend = []
         for method in result.methods:
-            (first, first_h), (last, last_h) = block_means(curves[method], 1, 1), block_means(curves[method], late, width)
-            separated = "separate" if last - last_h > first + first_h else "overlap"
+            (first, first_h), (last, last_h), rose = rise(curves[method], (late, width), early=(1, 1))
+            separated = "separate" if rose else "overlap"
             trend.append(f"{method} episode 1: {first:.1f} ± {first_h:.1f}, episodes {late}-{width}: {last:.1f} ± {last_h:.1f} ({separated})")
         scores = ", ".join(f"{method} **{pooled[method]:.2f}**" for method in result.methods)
         lines.append(f"- {split}: normalised score over episodes 1-{width}: {scores}. Returns: {'; '.join(trend)}")

@@ -25,9 +25,9 @@ from ad_gym.agents import load_agent
 from ad_gym.checkpoints import checkpoint_method
 from ad_gym.data.histories import load_histories
 from ad_gym.envs.tasks import task_key, tasks
-from ad_gym.evaluation import block_means, iqm_table, leaderboard_table, play_episodes
+from ad_gym.evaluation import iqm_table, leaderboard_table, play_episodes
 from ad_gym.prompts import history_prompt, misleading_prompt, stack_prompts
-from common import family_name, save_plot, save_results
+from common import family_name, rise, save_plot, save_results
 
 
 def main() -> None:
@@ -73,8 +73,8 @@ def main() -> None:
     lines = []
     early_width = min(5, args.episodes)
     for key, returns in curves.items():
-        (early, early_half), (mean, half) = block_means(returns, 1, early_width), block_means(returns, late, args.episodes)
-        rises = "rises" if mean - half > early + early_half else "does not rise (intervals overlap)"
+        (early, early_half), (mean, half), rose = rise(returns, (late, args.episodes), early=(1, early_width))
+        rises = "rises" if rose else "does not rise (intervals overlap)"
         kind = next((k for k in prompts if f", {k} prompt" in key), None)
         against = "" if kind is None else (
             f"; against the prompt's {levels[kind]:.2f} per episode: "

@@ -20,14 +20,13 @@ import sys
 import time
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 
 from ad_gym.data.histories import load_histories
 from ad_gym.envs.tasks import canonical_env_id
 from ad_gym.evaluation import episodes_to_reach, iqm_table, leaderboard_table, learner_episode_returns
-from ad_gym.pipeline import get_preset, run_pipeline
-from common import family_name, quick_preset, save_plot, save_results, use_quick_results
+from ad_gym.pipeline import run_pipeline
+from common import default_ad, episode_steps, family_name, save_plot, save_results
 
 SHARES = (0.5, 0.8)
 
@@ -42,14 +41,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run: 4 train tasks, 2 held-out, 20 updates, 10 episodes")
     args = parser.parse_args()
     env_id = canonical_env_id(args.env_id)
-    base = get_preset(env_id, "default")
-    if args.quick:
-        use_quick_results()
-        base = quick_preset(base)
-    ad = next(m for m in base.methods if m.name == "AD")  # the one method this experiment is about
-    env = gym.make(env_id)
-    steps_per_episode = env.spec.kwargs.get("max_steps") or getattr(env.unwrapped, "max_steps", None)
-    env.close()
+    base, ad = default_ad(env_id, args.quick)  # AD is the one method this experiment is about
+    steps_per_episode = episode_steps(env_id)
 
     curves, wholes, rows, minutes, n_tasks = {}, {}, [], {}, None
     for algo in args.sources:

@@ -72,6 +72,43 @@ def load_results(name: str, results: Path | None = None) -> tuple[dict[str, np.n
     return curves, meta
 
 
+def episode_steps(env_id: str) -> int:
+    """Steps per episode of a family (its envs' ``max_steps``)."""
+    import gymnasium as gym
+
+    env = gym.make(env_id)
+    try:
+        return int(env.spec.max_episode_steps or env.unwrapped.max_steps)
+    finally:
+        env.close()
+
+
+def default_ad(env_id: str, quick: bool = False):
+    """The family's default preset and its AD method, smoke-sized with ``quick`` (whose results
+    then go to the quick-results folder): the experiments that vary AD alone start here."""
+    from ad_gym.pipeline import get_preset
+
+    preset = get_preset(env_id, "default")
+    if quick:
+        use_quick_results()
+        preset = quick_preset(preset)
+    return preset, next(m for m in preset.methods if m.name == "AD")
+
+
+def apart(high: tuple[float, float], low: tuple[float, float]) -> bool:
+    """Whether ``high`` (mean, half-width) is above ``low`` with their 95% intervals apart."""
+    return high[0] - high[1] > low[0] + low[1]
+
+
+def rise(returns: np.ndarray, late: tuple[int, int], early: tuple[int, int] = (1, 5)):
+    """The mean return ± half-width over the ``early`` and ``late`` episodes (1-based, both ends
+    included), and whether the late block is above the early one with the intervals apart."""
+    from ad_gym.evaluation import block_means
+
+    first, last = block_means(returns, *early), block_means(returns, *late)
+    return first, last, apart(last, first)
+
+
 def quick_preset(preset):
     """A smoke-sized copy of a preset: 4 train tasks, 2 held-out, one seed, 10 episodes, every
     method's training cut to 20 updates (RL²: 2048 env steps). For checking a benchmark end to

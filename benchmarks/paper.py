@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ad_gym.evaluation import block_means, episodes_to_reach, mean_ci, normalised_scores
-from common import load_results, results_dir
+from common import apart, load_results, results_dir, rise
 
 HERE = Path(__file__).parent
 
@@ -75,6 +75,10 @@ def _fmt(mean: float, half: float) -> str:
     return f"{mean:.2f} ± {half:.2f}"
 
 
+def _rise_text(label: str, first: tuple[float, float], last: tuple[float, float], late: tuple[int, int]) -> str:
+    return f"{label} {first[0]:.2f} (eps 1-5) -> {_fmt(*last)} (eps {late[0]}-{late[1]})"
+
+
 def in_context_claim(name: str, family: str, paper: str, results: Path) -> Claim:
     """AD rises across episodes on held-out tasks (late block above the first, intervals apart);
     ED does not rise as far."""
@@ -84,12 +88,11 @@ def in_context_claim(name: str, family: str, paper: str, results: Path) -> Claim
     curves, _ = load_results(name, results)
     n = min(curves["AD"].shape[1], 50)
     late = (max(n - 9, 6), n)
-    ours, rises = [], {}
+    ours, lasts, rises = [], {}, {}
     for method in ("AD", "ED"):
-        (early, eh), (last, lh) = block_means(curves[method], 1, 5), block_means(curves[method], *late)
-        rises[method] = last - lh > early + eh
-        ours.append(f"{method} {early:.2f} (eps 1-5) -> {_fmt(last, lh)} (eps {late[0]}-{late[1]})")
-    ed_below = block_means(curves["ED"], *late)[0] < block_means(curves["AD"], *late)[0]
+        first, lasts[method], rises[method] = rise(curves[method], late)
+        ours.append(_rise_text(method, first, lasts[method], late))
+    ed_below = lasts["ED"][0] < lasts["AD"][0]
     verdict = "holds" if rises["AD"] and ed_below else (
         "does not hold: AD does not rise beyond its intervals" if not rises["AD"] else "does not hold: ED ends above AD")
     if rises["AD"] and ed_below and rises["ED"]:
@@ -127,10 +130,10 @@ def hard_claim(results: Path) -> Claim:
     n = curves["AD"].shape[1]
     ad, ed, source = mean_ci(curves["AD"], n), mean_ci(curves["ED"], n), mean_ci(curves[meta["source"]], n)
     ours = f"{name.split('_')[1]} preset, at episode {n}: AD {_fmt(*ad)}, ED {_fmt(*ed)}, source {_fmt(*source)}"
-    (early, eh), (late, lh) = block_means(curves["AD"], 1, 5), block_means(curves["AD"], 41, 50)
-    rises, ed_below = late - lh > early + eh, ed[0] < ad[0] - ad[1]
-    above_source, bar = ad[0] - ad[1] > source[0] + source[1], ad[0] >= 0.6
-    ours += f"; AD over episodes 1-5 {early:.2f}, 41-50 {_fmt(late, lh)}"
+    (early, _), late, rises = rise(curves["AD"], (41, 50))
+    ed_below = ed[0] < ad[0] - ad[1]
+    above_source, bar = apart(ad, source), ad[0] >= 0.6
+    ours += f"; AD over episodes 1-5 {early:.2f}, 41-50 {_fmt(*late)}"
     if rises and ed_below and above_source and bar:
         verdict = "holds"
     elif rises and ed_below:
@@ -155,10 +158,11 @@ def rl2_claims(results: Path) -> list[Claim]:
             continue
         rl2, rand = curves["RL2"], curves["random"]
         n = min(rl2.shape[1], 50)
-        (early, eh), (late, lh) = block_means(rl2, 1, 5), block_means(rl2, max(n - 9, 6), n)
+        late = (max(n - 9, 6), n)
+        first, last, rises = rise(rl2, late)
         above_random = all(mean_ci(rl2, e)[0] - mean_ci(rl2, e)[1] > mean_ci(rand, e)[0] for e in range(5, n + 1, 5))
-        ours = f"RL² {early:.2f} (eps 1-5) -> {_fmt(late, lh)} (eps {max(n - 9, 6)}-{n}); above random from episode 5: {above_random}"
-        holds = above_random and late - lh > early + eh
+        ours = f"{_rise_text('RL²', first, last, late)}; above random from episode 5: {above_random}"
+        holds = above_random and rises
         claims.append(Claim(claim, paper, ours, "holds" if holds else "does not hold"))
     return claims
 
@@ -185,7 +189,7 @@ def source_claims(results: Path) -> list[Claim]:
                      else f"AD {need_ad or 'never'}, source {need_src or 'never'} (episodes)")
         ours = (f"eps {n - 9}-{n}: AD {_fmt(*ad_late)}, its source {_fmt(*src_late)}; episodes to 50% of optimal, "
                 f"source / AD: {ratio}")
-        holds = ad_late[0] - ad_late[1] > src_late[0] + src_late[1]
+        holds = apart(ad_late, src_late)
         claims.append(Claim(f"Dark Room: AD distils {algo}, above its source", paper, ours, "holds" if holds else "does not hold"))
     return claims
 
@@ -200,10 +204,10 @@ def prompt_claim(results: Path) -> Claim:
     parts, rises, passes = [], {}, {}
     for method in ("AD", "ED"):
         returns = curves[f"{method}, suboptimal prompt"]
-        n = returns.shape[1]
-        (early, eh), (late, lh) = block_means(returns, 1, 5), block_means(returns, n - 9, n)
-        rises[method], passes[method] = late - lh > early + eh, late - lh > level
-        parts.append(f"{method} {early:.2f} (eps 1-5) -> {_fmt(late, lh)} (eps {n - 9}-{n})")
+        late = (returns.shape[1] - 9, returns.shape[1])
+        first, last, rises[method] = rise(returns, late)
+        passes[method] = last[0] - last[1] > level
+        parts.append(_rise_text(method, first, last, late))
     ours = f"prompt {level:.2f} per episode; after it " + ", ".join(parts)
     if rises["AD"] and passes["AD"] and not rises["ED"]:
         verdict = "holds: AD rises past the prompt, ED does not rise"
@@ -231,7 +235,7 @@ def context_claims(results: Path) -> list[Claim]:
         if one is None or four is None:
             claims.append(Claim(claim, paper, ours, "not measured: needs the 1- and 4-episode arms"))
             continue
-        holds = one[0] + one[1] < four[0] - four[1]
+        holds = apart(four, one)
         claims.append(Claim(claim, paper, ours, "holds" if holds else "does not hold: 1 episode is not clearly below 4"))
     return claims
 

@@ -69,6 +69,10 @@ class Method:
         """Train (or resume) into the folder ``out``; return the checkpoint's path."""
         raise NotImplementedError
 
+    def work(self) -> float:
+        """A rough size of its training, to schedule methods side by side (default: its updates)."""
+        return float(getattr(getattr(self, "config", None), "updates", 0) or 1)
+
     def budget(self) -> str:
         """What its training costs, in its own unit, for the leaderboards' cost tables."""
         updates = getattr(getattr(self, "config", None), "updates", None)

@@ -303,6 +303,9 @@ class RL2(Method):
 
     config: RL2Config = field(default_factory=RL2Config)
 
+    def work(self) -> float:
+        return self.config.total_steps / 1000  # ~ the time of an update of AD's per 1000 env steps
+
     def budget(self) -> str:
         return f"{self.config.total_steps:,} env steps of meta-training"
 

@@ -29,6 +29,7 @@ from ad_gym.checkpoints import as_json
 from ad_gym.data.histories import SUFFIX, HistoryFileError, read_history, save_history
 from ad_gym.envs.tasks import canonical_env_id, family, task_key
 from ad_gym.sources.sb3 import SourceConfig, learn_task, validate_source
+from ad_gym.stages import available_cores
 
 MANIFEST = "collection.json"
 
@@ -92,7 +93,7 @@ def collect(
 
 
 def default_workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return len(available_cores())
 
 
 def _run(env_id, pending, config, seed, workers):
