@@ -70,9 +70,10 @@ _DARK_ROOM_NOISY = SourceConfig(algo="oracle-eps", n_streams=16, total_steps=960
 _DARK_ROOM_AD_EPS = ADEps(dataclasses.replace(_DARK_ROOM_TRAIN, every_k=1, max_episodes=None), source=_DARK_ROOM_NOISY)
 # DPT: its defaults are the Dark Room recipe (ad_gym/methods/dpt.py).
 _DARK_ROOM_DPT = DPT()
-# RL²: its defaults are the Dark Room recipe, 2M env steps of meta-training on the train goals
-# (benchmarks/results/rl2_notes.md).
-_DARK_ROOM_RL2 = RL2()
+# RL²: its defaults are the Dark Room recipe; 1M env steps of meta-training on the train goals
+# here (its meta-training curve is flat from ~250k steps, and held out 1M and 2M both play ~2 per
+# episode: benchmarks/results/rl2_notes.md), 5M in the full preset.
+_DARK_ROOM_RL2 = RL2(RL2Config(total_steps=1_000_000))
 
 # Dark Room Hard: the same A2C learner, run for 200 episodes per stream (32k steps per goal):
 # held out, its streams average 0.34 over episodes 26-35 and 0.67 over 191-200, two goals in

@@ -107,3 +107,40 @@ def test_a_prompt_is_fed_through_the_lstm_as_if_played(rl2_checkpoint):
     np.testing.assert_allclose(replayed.lstm[0], state.lstm[0], atol=1e-6)
     with pytest.raises(ValueError, match="observation space"):
         prompted.prompt(np.full((1, 2), 99), np.array([0]), np.zeros(1), np.zeros(1, dtype=bool))
+
+
+@pytest.mark.parametrize("critic", ["lstm", "shared"])
+def test_every_critic_trains_and_reloads(critic, tmp_path):
+    import dataclasses
+
+    path = RL2(dataclasses.replace(TINY, critic=critic)).train(RunData("DarkRoom-v0", [], None), tmp_path, progress=False)
+    agent = load_agent(path, seed=0)
+    assert agent.policy.shared_lstm is (critic == "shared") and agent.policy.enable_critic_lstm is (critic == "lstm")
+    with pytest.raises(ValueError, match="critic"):
+        RL2Config(critic="both")
+
+
+def test_checkpoints_from_before_the_critic_setting_still_load(rl2_checkpoint, tmp_path):
+    """``critic_lstm: false`` meant a memoryless critic; no key at all, sb3-contrib's critic LSTM."""
+    import dataclasses
+
+    from ad_gym.checkpoints import load_checkpoint, save_checkpoint
+
+    for legacy, critic in (({"critic_lstm": False}, "none"), ({}, "lstm")):
+        folder = tmp_path / critic
+        trained = RL2(dataclasses.replace(TINY, critic=critic)).train(RunData("DarkRoom-v0", [], None), folder, progress=False)
+        meta, payload = load_checkpoint(trained)
+        stored = {key: value for key, value in meta["rl2"].items() if key != "critic"} | legacy
+        save_checkpoint(trained, {**meta, "rl2": stored}, payload)
+        assert load_agent(trained, seed=0).policy.enable_critic_lstm is (critic == "lstm")
+    default = load_agent(rl2_checkpoint, seed=0).policy  # the default: a critic without memory
+    assert not default.shared_lstm and not default.enable_critic_lstm
+
+
+def test_meta_training_leaves_nothing_in_the_temp_dir(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    RL2(TINY).train(RunData("DarkRoom-v0", [], None), tmp_path / "run", progress=False)
+    assert [p.name for p in (tmp_path / "tmp").glob("SB3-*")] == []  # SB3's default logger's folder

@@ -29,6 +29,7 @@ from ad_gym.envs.tasks import canonical_env_id, tasks
 from ad_gym.methods.base import Method, RunData, register
 
 KIND = "rl2_model"
+CRITICS = ("shared", "lstm", "none")
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,12 @@ class RL2Config:
     ent_coef: float = 0.01
     lstm_hidden_size: int = 128
     net_arch: tuple[int, ...] = (64,)
-    # A second LSTM for the value function (sb3-contrib's default) doubles the training cost.
-    critic_lstm: bool = False
+    # What the value function reads: "none", the current input only (a critic that cannot tell
+    # whether the trial has found the goal); "shared", the actor's LSTM state (detached, as
+    # sb3-contrib does: a critic with memory at no extra cost); "lstm", a second LSTM of its own
+    # (sb3-contrib's default: doubles the training cost). At 1M steps on Dark Room "none" and
+    # "shared" did equally (rl2_notes.md); "none" is what the leaderboards were run with.
+    critic: str = "none"
     seed: int = 0
 
     def __post_init__(self):
@@ -63,8 +68,8 @@ class RL2Config:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"RL2Config.{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.critic_lstm, bool):
-            raise TypeError(f"RL2Config.critic_lstm must be a bool, got {self.critic_lstm!r}")
+        if self.critic not in CRITICS:
+            raise ValueError(f"RL2Config.critic must be one of {CRITICS}, got {self.critic!r}")
         for name in ("learning_rate", "gamma", "gae_lambda", "ent_coef"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
@@ -170,7 +175,20 @@ def _build_policy(observation_space, action_space, config: RL2Config):
 
     return RecurrentActorCriticPolicy(observation_space, action_space, lambda _: config.learning_rate,
                                       net_arch=list(config.net_arch), lstm_hidden_size=config.lstm_hidden_size,
-                                      enable_critic_lstm=config.critic_lstm)
+                                      **_critic_kwargs(config))
+
+
+def _critic_kwargs(config: RL2Config) -> dict[str, bool]:
+    return {"shared_lstm": config.critic == "shared", "enable_critic_lstm": config.critic == "lstm"}
+
+
+def _stored_config(stored: dict[str, Any]) -> RL2Config:
+    """The settings a checkpoint was trained with. Before ``critic`` was a setting, ``critic_lstm``
+    said whether the critic had its own LSTM, and before that it always had (sb3-contrib's default)."""
+    stored = dict(stored)
+    if "critic" not in stored:
+        stored["critic"] = "lstm" if stored.pop("critic_lstm", True) else "none"
+    return RL2Config(**{**stored, "net_arch": tuple(stored["net_arch"])})
 
 
 class RL2Agent:
@@ -200,8 +218,7 @@ class RL2Agent:
             raise CheckpointError(f"{path} is not an RL2 checkpoint")
         refuse_other_env(path, meta, env_id, env)
         try:
-            # Checkpoints from before critic_lstm was a setting had sb3-contrib's default critic LSTM.
-            config = RL2Config(**{"critic_lstm": True, **meta["rl2"], "net_arch": tuple(meta["rl2"]["net_arch"])})
+            config = _stored_config(meta["rl2"])
             probe = gym.make(meta["env_id"])
             encoder = StepEncoder(probe.observation_space, int(probe.action_space.n))
             policy = _build_policy(encoder.space, probe.action_space, config)
@@ -319,6 +336,7 @@ class RL2(Method):
     def train(self, data: RunData, out: Path, seed: int = 0, progress: bool = True,
               provenance: dict[str, Any] | None = None) -> Path:
         from sb3_contrib import RecurrentPPO
+        from stable_baselines3.common.logger import Logger
         from stable_baselines3.common.vec_env import DummyVecEnv
 
         out = Path(out)
@@ -337,9 +355,10 @@ class RL2(Method):
             "MlpLstmPolicy", venv, n_steps=config.n_steps, batch_size=config.batch_size, n_epochs=config.n_epochs,
             learning_rate=config.learning_rate, gamma=config.gamma, gae_lambda=config.gae_lambda, ent_coef=config.ent_coef,
             policy_kwargs={"net_arch": list(config.net_arch), "lstm_hidden_size": config.lstm_hidden_size,
-                           "enable_critic_lstm": config.critic_lstm},
+                           **_critic_kwargs(config)},
             seed=config.seed, verbose=0, device="cpu",
         )
+        model.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default makes a folder in the temp dir
         curve = _trial_returns(config.total_steps, progress)
         model.learn(config.total_steps, callback=curve, progress_bar=False)
         curve.bar.close()
