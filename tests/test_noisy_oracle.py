@@ -154,3 +154,49 @@ def test_resampled_hypotheses_are_targets_the_stream_has_not_visited():
         if terminated or truncated:
             obs, _ = env.reset()
     assert len(visited) > 60  # ten episodes cover most of the room
+
+
+def _episodes(dones_row: np.ndarray) -> list[np.ndarray]:
+    return np.split(np.arange(len(dones_row)), np.flatnonzero(dones_row)[:-1] + 1)
+
+
+def test_remembering_decoys_head_for_what_they_found_in_earlier_episodes():
+    """Dark Room: once a stream has found the goal, every later episode walks straight to it;
+    before, it searches as posterior sampling does."""
+    task = {"goal": (8, 8)}
+    schedule = {"decoy": True, "resample": True, "eps_start": 0.0, "eps_end": 0.0}
+    history = learn_task("DarkRoom-v0", task, noisy(**schedule, remember=True))
+    straight = abs(8 - 4) + abs(8 - 4) - 1  # the step (0-based) whose move reaches it from the centre
+    for s in range(history.n_streams):
+        paid = [history.rewards[s, e] > 0 for e in _episodes(history.dones[s])]
+        first = next(i for i, p in enumerate(paid) if p.any())
+        assert all(p.any() and np.argmax(p) == straight for p in paid[first + 1:])
+    forgets = learn_task("DarkRoom-v0", task, noisy(**schedule))
+    later = [(forgets.rewards[s, e] > 0).any() for s in range(4) for e in _episodes(forgets.dones[s])[10:]]
+    assert not all(later)  # without remember, later episodes keep trying other hypotheses
+
+
+def test_remembering_decoys_find_the_key_then_search_for_the_door():
+    """Key-to-Door: a key found before is walked to straight; the door is still searched for
+    until found, then every episode earns both."""
+    task = {"key": (1, 1), "door": (7, 7)}
+    config = SourceConfig(algo="oracle-eps", n_streams=4, total_steps=4 * 20 * 50,
+                          hyperparams={"decoy": True, "resample": True, "remember": True, "eps_start": 0.0, "eps_end": 0.0})
+    history = learn_task("DarkKeyToDoor-v1", task, config)
+    obs, rewards = np.asarray(history.observations), history.rewards
+    for s in range(history.n_streams):
+        episodes = _episodes(history.dones[s])
+        returns = np.array([rewards[s, e].sum() for e in episodes])
+        assert returns[-1] == 2  # both found within 20 episodes
+        key_found, door_found = np.argmax(returns >= 1), np.argmax(returns >= 2)
+        for i, e in enumerate(episodes):
+            start, paid = obs[s, e[0], :2], np.flatnonzero(rewards[s, e] > 0)
+            if i > key_found and tuple(start) != (1, 1):
+                assert paid[0] + 1 == abs(start[0] - 1) + abs(start[1] - 1)  # straight to the key
+            if i > door_found:
+                assert len(paid) == 2 and paid[1] - paid[0] == abs(7 - 1) + abs(7 - 1)  # then straight to the door
+
+
+def test_remember_needs_resampling_decoys():
+    with pytest.raises(ValueError, match="resampling"):
+        noisy(decoy=True, remember=True)

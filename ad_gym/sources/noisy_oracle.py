@@ -17,9 +17,13 @@ Two uses, both recorded in the ordinary history format by the agent runner of `a
   has found that target: with targets left (Key-to-Door's door, once the key is found) it draws
   the next one's hypothesis the same way (a cell visited while looking for a target rules it
   out for that target only: a door pays nothing without the key); with none left it follows the
-  true task's oracle for the rest of the episode. (Following it in later episodes too, as a
-  learner that remembers would, made DPT explore worse: methods_notes.md.) This needs
-  an oracle that can say when it has arrived (``arrived(obs)``: the grid families' oracle).
+  true task's oracle for the rest of the episode. This needs an oracle that can say when it
+  has arrived (``arrived(obs)``: the grid families' oracle).
+- **An explorer's learning histories** (``remember=True`` on top of ``resample``): a stream
+  heads straight for every target it found in an earlier episode and searches, as above, only
+  for the ones it has not found yet: posterior sampling with a memory, whose histories AD can
+  distil like a learner's. (As DPT's contexts, remembering made DPT explore worse:
+  methods_notes.md.)
 
 The schedule, per stream, at its episode ``e`` (0-based)::
 
@@ -37,7 +41,7 @@ from typing import Any, Callable
 import numpy as np
 
 
-_ADDED_LATER = {"resample": False}  # setting: its default
+_ADDED_LATER = {"resample": False, "remember": False}  # setting: its default
 _REDRAWS = 8  # resample: draws of a hypothesis before a stream may wait on the cell it stands on
 
 
@@ -50,6 +54,7 @@ class NoiseSchedule:
     decoy: bool = False  # each episode heads for a random task's target instead of its own...
     true_prob: float = 0.0  # ...except with this probability (decoy schedules only)
     resample: bool = False  # decoys: a new hypothesis on reaching the target unpaid, the true one once paid
+    remember: bool = False  # resample: a target found in an earlier episode is headed for in every later one
 
     def __post_init__(self):
         for name in ("eps_start", "eps_end", "true_prob"):
@@ -65,6 +70,8 @@ class NoiseSchedule:
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if self.resample and not self.decoy:
             raise ValueError("resample applies to decoy schedules only: set decoy=True too")
+        if self.remember and not self.resample:
+            raise ValueError("remember applies to resampling schedules only: set decoy=True and resample=True too")
 
     def eps(self, episode: np.ndarray) -> np.ndarray:
         left = np.clip(1.0 - np.asarray(episode, dtype=np.float64) / self.decay_episodes, 0.0, 1.0)
@@ -99,6 +106,7 @@ class NoisyOracle:
         self.episode = np.zeros(n_streams, dtype=np.int64)
         self.episode_start = np.ones(n_streams, dtype=bool)
         self.paid = np.zeros(n_streams, dtype=np.int64)  # rewards so far this episode: the targets found
+        self.known = np.zeros(n_streams, dtype=np.int64)  # targets found in any episode so far (remember)
         own = make_oracle([task])
         if schedule.resample and not hasattr(own, "arrived"):
             raise ValueError(f"resample needs an oracle that knows when it has arrived; {type(own).__name__} does not")
@@ -134,7 +142,9 @@ class NoisyOracle:
         """A fresh oracle for ``stream``, past the targets it has found this episode, and whether it
         heads for the stream's own task."""
         if true is None:
-            true = self.rng.random() < self.schedule.true_prob
+            # A stream that remembers heads for the targets it has found before; past them it explores.
+            remembered = self.schedule.remember and self.paid[stream] < self.known[stream]
+            true = remembered or self.rng.random() < self.schedule.true_prob
         if true:
             return self._found(self.make_oracle([self.task]), int(self.paid[stream])), True
         rank = min(int(self.paid[stream]), self.n_targets - 1)
@@ -188,10 +198,13 @@ class NoisyOracle:
         for oracle, rows in self._parts():
             oracle.observe(rewards[rows], ended[rows])
         self.paid += rewards > 0
+        self.known = np.maximum(self.known, self.paid)
         if self.schedule.resample:
             # Paid on the way: that target is found. With every target found, head for the true
-            # task's for the rest of the episode; else draw a hypothesis for the next one.
-            for i in np.flatnonzero(~self.is_true & (rewards > 0) & ~ended):
+            # task's for the rest of the episode; else draw a hypothesis for the next one (a stream
+            # that remembers heads for it if it found it before).
+            searching = ~self.is_true | self.schedule.remember
+            for i in np.flatnonzero(searching & (rewards > 0) & ~ended & (self.paid <= self.n_targets)):
                 self.oracles[i], self.is_true[i] = self._oracle(True if self.paid[i] >= self.n_targets else None, stream=i)
         for i in np.flatnonzero(ended):
             self.episode[i] += 1
