@@ -179,6 +179,10 @@ _WATERMAZE_V1_DPT = DPT(dataclasses.replace(_WATERMAZE_V1_TRAIN, prev_obs=False,
                             "decoy": True, "eps_start": 0.2, "eps_end": 0.2, "true_prob": 0.3}),
                         query_source=SourceConfig(algo="oracle", n_streams=1, total_steps=100))
 
+# RL² on the bandit: Dark Room's recipe, trials of 10 episodes (1000 pulls) of one training
+# bandit; a rollout of 200 steps per env covers a fifth of a trial. 1M pulls of meta-training.
+_BANDIT_RL2 = RL2(RL2Config(total_steps=1_000_000))
+
 PRESETS: dict[str, dict[str, Preset]] = {
     "DarkRoom-v0": {
         "default": Preset(
@@ -251,7 +255,7 @@ PRESETS: dict[str, dict[str, Preset]] = {
         "default": Preset(
             source=_BANDIT_SOURCE,
             methods=(*ad_and_ed(_BANDIT_TRAIN, expert_episodes=5, expert_updates=500, expert_source=_BANDIT_EXPERT),
-                     _BANDIT_AD_EPS, _BANDIT_DPT),
+                     _BANDIT_AD_EPS, _BANDIT_DPT, _BANDIT_RL2),
             eval_episodes=10, eval_seeds=(0, 1), test_tasks=50, notes="2-core CPU, <= 45 minutes in all",
         ),
         # All 10 episodes of UCB's histories (AD also learns how UCB exploits later), twice the
