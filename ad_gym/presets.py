@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from ad_gym.envs.tasks import canonical_env_id
 from ad_gym.methods.ad import AD
 from ad_gym.methods.ad_eps import ADEps
+from ad_gym.methods.ad_ps import EXPLORER, ADPS
 from ad_gym.methods.base import Method
 from ad_gym.methods.dpt import DPT
 from ad_gym.methods.ed import ED
@@ -129,6 +130,13 @@ _KEY_TO_DOOR_V1_TRAIN = TrainConfig(every_k=1, max_episodes=None, updates=5000, 
 _KEY_TO_DOOR_V1_AD_EPS = ADEps(TrainConfig(every_k=1, max_episodes=None, updates=2000, warmup=200),
                                source=SourceConfig(algo="oracle-eps", n_streams=16, total_steps=16 * 40 * 50,
                                                    hyperparams={"decay_episodes": 30}))
+# AD-PS: a posterior-sampling explorer (key hypotheses among unvisited cells, then door ones,
+# every found target remembered, random moves once the door is open), 8 streams x 20 episodes,
+# AD's trainer on every episode: held out 1.98 at episode 50 in its probe
+# (benchmarks/results/methods_notes.md).
+_KEY_TO_DOOR_V1_AD_PS = ADPS(TrainConfig(every_k=1, max_episodes=None, updates=2000, warmup=200),
+                             source=SourceConfig(algo="oracle-eps", n_streams=8, total_steps=8 * 20 * 50,
+                                                 hyperparams={**EXPLORER, "wander": True}))
 # DPT: Dark Room's recipe (decoys drawn among unvisited cells, resampled on arriving unpaid) for
 # both the key and the door, 4 streams x 20 episodes of context and 4 x 5 of queries per task, two
 # queries per row (benchmarks/results/methods_notes.md).
@@ -222,7 +230,7 @@ PRESETS: dict[str, dict[str, Preset]] = {
         "default": Preset(
             source=_KEY_TO_DOOR_V1_SOURCE,
             methods=(*ad_and_ed(_KEY_TO_DOOR_V1_TRAIN, expert_episodes=20, expert_updates=1000),
-                     _KEY_TO_DOOR_V1_AD_EPS, _KEY_TO_DOOR_V1_DPT),
+                     _KEY_TO_DOOR_V1_AD_EPS, _KEY_TO_DOOR_V1_DPT, _KEY_TO_DOOR_V1_AD_PS),
             eval_seeds=(0, 1), train_tasks=300, test_tasks=40, notes="2-core CPU, <= 45 minutes in all",
         ),
         "full": Preset(

@@ -77,6 +77,21 @@ def test_ad_eps_collects_noisy_oracle_histories_and_trains_on_them(tmp_path):
         ADEps(TINY_TRAIN, source=TINY_SOURCE)
 
 
+def test_ad_ps_trains_on_a_searching_explorers_histories(tmp_path):
+    from ad_gym.methods.ad_ps import EXPLORER, ADPS
+
+    explorer = SourceConfig(algo="oracle-eps", n_streams=2, total_steps=2 * 20 * 20, hyperparams=EXPLORER)
+    result = run_pipeline("DarkRoom-v0", tiny_preset(ADPS(TINY_TRAIN, source=explorer)), tmp_path, workers=1, progress=False)
+    assert result.methods == ("AD-PS",) and "collect explorer" in result.seconds
+    history = load_histories(tmp_path / "histories" / "explorer-train")[0]
+    returns = np.stack(history.episode_returns())  # (streams, 20 episodes): searching, then straight to the goal
+    assert returns[:, -5:].mean() > 12 and (returns > 0).any(axis=1).all()
+    meta, _ = load_checkpoint(tmp_path / "ad-ps" / "checkpoint.pt")
+    assert meta["method"] == "AD-PS"
+    with pytest.raises(ValueError, match="remember"):
+        ADPS(TINY_TRAIN, source=SourceConfig(algo="oracle-eps", n_streams=2, total_steps=800))
+
+
 def test_dpt_trains_on_oracle_queries_after_exploration_contexts(tmp_path):
     dpt = DPT(dataclasses.replace(TINY_TRAIN, seq_len=40),
               context_source=SourceConfig(algo="oracle-eps", n_streams=2, total_steps=400, hyperparams={"decoy": True}))

@@ -200,3 +200,28 @@ def test_remembering_decoys_find_the_key_then_search_for_the_door():
 def test_remember_needs_resampling_decoys():
     with pytest.raises(ValueError, match="resampling"):
         noisy(decoy=True, remember=True)
+
+
+def test_wandering_streams_move_on_once_every_target_has_paid():
+    """Without ``wander`` a stream waits on the opened door for the rest of the episode; with it,
+    it moves at random there, so waiting on a cell never shows in the histories."""
+    task = {"key": (1, 1), "door": (7, 7)}
+    schedule = {"decoy": True, "resample": True, "remember": True, "eps_start": 0.0, "eps_end": 0.0}
+
+    def after_door_moves(wander: bool) -> np.ndarray:
+        config = SourceConfig(algo="oracle-eps", n_streams=4, total_steps=4 * 20 * 50, hyperparams={**schedule, "wander": wander})
+        history = learn_task("DarkKeyToDoor-v1", task, config)
+        obs, rewards = np.asarray(history.observations), history.rewards
+        moved = []
+        for s in range(history.n_streams):
+            for e in _episodes(history.dones[s]):
+                paid = e[rewards[s, e] > 0]
+                if len(paid) == 2:
+                    after = np.arange(paid[1] + 1, e[-1] + 1)
+                    moved.append((obs[s, after[1:]] != obs[s, after[:-1]]).any(axis=1).mean())
+        return np.asarray(moved)
+
+    assert after_door_moves(False).max() == 0.0  # waits on the door
+    assert after_door_moves(True).mean() > 0.5  # moves on
+    with pytest.raises(ValueError, match="resampling"):
+        noisy(decoy=True, wander=True)

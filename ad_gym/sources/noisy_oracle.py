@@ -41,7 +41,7 @@ from typing import Any, Callable
 import numpy as np
 
 
-_ADDED_LATER = {"resample": False, "remember": False}  # setting: its default
+_ADDED_LATER = {"resample": False, "remember": False, "wander": False}  # setting: its default
 _REDRAWS = 8  # resample: draws of a hypothesis before a stream may wait on the cell it stands on
 
 
@@ -55,6 +55,7 @@ class NoiseSchedule:
     true_prob: float = 0.0  # ...except with this probability (decoy schedules only)
     resample: bool = False  # decoys: a new hypothesis on reaching the target unpaid, the true one once paid
     remember: bool = False  # resample: a target found in an earlier episode is headed for in every later one
+    wander: bool = False  # once every target has paid this episode, random moves instead of waiting on the last
 
     def __post_init__(self):
         for name in ("eps_start", "eps_end", "true_prob"):
@@ -65,13 +66,14 @@ class NoiseSchedule:
             raise ValueError(f"decay_episodes must be a positive integer, got {self.decay_episodes!r}")
         if isinstance(self.power, bool) or not isinstance(self.power, (int, float)) or self.power <= 0:
             raise ValueError(f"power must be a positive number, got {self.power!r}")
-        for name in ("decoy", "resample"):
+        for name in ("decoy", "resample", "remember", "wander"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if self.resample and not self.decoy:
             raise ValueError("resample applies to decoy schedules only: set decoy=True too")
-        if self.remember and not self.resample:
-            raise ValueError("remember applies to resampling schedules only: set decoy=True and resample=True too")
+        for name in ("remember", "wander"):
+            if getattr(self, name) and not self.resample:
+                raise ValueError(f"{name} applies to resampling schedules only: set decoy=True and resample=True too")
 
     def eps(self, episode: np.ndarray) -> np.ndarray:
         left = np.clip(1.0 - np.asarray(episode, dtype=np.float64) / self.decay_episodes, 0.0, 1.0)
@@ -174,6 +176,8 @@ class NoisyOracle:
             action, _ = oracle.predict(obs[rows], episode_start=self.episode_start[rows])
             actions[rows] = np.asarray(action).reshape(-1)
         noisy = self.rng.random(len(actions)) < self.schedule.eps(self.episode)
+        if self.schedule.wander:
+            noisy |= self.paid >= self.n_targets
         actions[noisy] = self.rng.integers(self.n_actions, size=int(noisy.sum()))
         self.episode_start[:] = False
         return actions, state
