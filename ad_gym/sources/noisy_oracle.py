@@ -22,8 +22,11 @@ Two uses, both recorded in the ordinary history format by the agent runner of `a
 - **An explorer's learning histories** (``remember=True`` on top of ``resample``): a stream
   heads straight for every target it found in an earlier episode and searches, as above, only
   for the ones it has not found yet: posterior sampling with a memory, whose histories AD can
-  distil like a learner's. (As DPT's contexts, remembering made DPT explore worse:
-  methods_notes.md.)
+  distil like a learner's (`ad_gym.methods.ad_ps`). ``wander=True`` makes it move at random once
+  every target has paid in an episode, instead of waiting on the last one: where that target
+  pays once (Key-to-Door's door), waiting on a cell then never shows in the histories, which AD
+  otherwise learned to do on wrong cells. (As DPT's contexts, remembering made DPT explore
+  worse: methods_notes.md.)
 
 The schedule, per stream, at its episode ``e`` (0-based)::
 
