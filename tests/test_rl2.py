@@ -131,8 +131,11 @@ def test_checkpoints_from_before_the_critic_setting_still_load(rl2_checkpoint, t
         trained = RL2(dataclasses.replace(TINY, critic=critic)).train(RunData("DarkRoom-v0", [], None), folder, progress=False)
         meta, payload = load_checkpoint(trained)
         stored = {key: value for key, value in meta["rl2"].items() if key != "critic"} | legacy
-        save_checkpoint(trained, {**meta, "rl2": stored}, payload)
+        save_checkpoint(trained, {**meta, "rl2": stored}, {"policy": payload["policy"]})
+        assert load_checkpoint(trained)[0]["rl2"] == stored
         assert load_agent(trained, seed=0).policy.enable_critic_lstm is (critic == "lstm")
+        same = RL2(dataclasses.replace(TINY, critic=critic)).train(RunData("DarkRoom-v0", [], None), folder, progress=False)
+        assert same == trained and load_checkpoint(same)[0]["rl2"] == stored  # a rerun reuses it, not retrains
     default = load_agent(rl2_checkpoint, seed=0).policy  # the default: a critic without memory
     assert not default.shared_lstm and not default.enable_critic_lstm
 

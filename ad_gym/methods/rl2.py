@@ -344,7 +344,8 @@ class RL2(Method):
         config = dataclasses.replace(self.config, seed=seed)
         if path.exists():  # written only when meta-training has finished
             meta, _ = load_checkpoint(path)
-            if meta.get("kind") == KIND and meta.get("env_id") == canonical_env_id(data.env_id) and meta.get("rl2") == config.to_dict():
+            if (meta.get("kind") == KIND and meta.get("env_id") == canonical_env_id(data.env_id)
+                    and _stored_config(meta["rl2"]) == config):  # settings stored under older names count as theirs
                 return path  # finished with these settings: nothing to redo
             raise ValueError(f"{path} holds a model trained with other settings; train into another folder")
         train_tasks = list(tasks(data.env_id, "train"))
