@@ -65,6 +65,19 @@ def test_cached_steps_equal_full_recompute(context_len, options):
     assert cache.length == context_len - 1
 
 
+@pytest.mark.parametrize("context_len, length", [(8, 40), (12, 13), (12, 6), (1, 7)])
+def test_chunked_attention_equals_whole_sequence_attention(context_len, length):
+    # Default rows attend in query chunks; explicit positions take the whole-sequence path.
+    model, tokens = make_model(context_len=context_len), random_tokens(length=length)
+    model.train()
+    chunked = model(**tokens)
+    whole = model(**tokens, positions=torch.arange(length).expand(3, length))
+    torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=1e-5)
+    grads = [torch.autograd.grad(out.square().sum(), list(model.parameters())) for out in (chunked, whole)]
+    for chunked_grad, whole_grad in zip(*grads):
+        torch.testing.assert_close(chunked_grad, whole_grad, atol=1e-5, rtol=1e-4)
+
+
 @pytest.mark.parametrize("prev_obs", [False, True])
 def test_clearing_one_row_of_the_cache_is_a_fresh_start_for_that_row(prev_obs):
     model, tokens = make_model(prev_obs=prev_obs), random_tokens(length=30)

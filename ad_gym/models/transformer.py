@@ -144,19 +144,34 @@ class Block(nn.Module):
     def _dropout(self, x: torch.Tensor) -> torch.Tensor:
         return F.dropout(x, self.dropout, training=True) if self.training and self.dropout > 0 else x
 
-    def forward(self, x: torch.Tensor, distance: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        # x: (B, T, C); distance: (B or 1, T, T) long, query minus key; allowed: (B or 1, 1, T, T) bool
+    def forward(self, x: torch.Tensor, distance: torch.Tensor, allowed: torch.Tensor, query_chunk: int | None = None) -> torch.Tensor:
+        # x: (B, T, C); distance: (B or 1, T, T) long, query minus key; allowed: (B or 1, 1, T, T) bool.
+        # query_chunk: only where keys are allowed by index (key <= query < key + context_len):
+        # queries attend in chunks of this many, each to the keys its band can reach. A 300-token
+        # sequence with a 200-token band then scores 60k query-key pairs instead of 90k.
         q, k, v = self._split(x)
-        bias = self.distance_bias[:, distance.clamp(0, self.distance_bias.shape[1] - 1)].transpose(0, 1)  # (B or 1, H, T, T)
-        mask = bias.masked_fill(~allowed, float("-inf"))  # (B, H, T, T)
+        T, c = x.shape[1], self.distance_bias.shape[1]
+        chunk = query_chunk or T
+        attended = []
+        for start in range(0, T, chunk):
+            end = min(T, start + chunk)
+            first = max(0, start - c + 1) if query_chunk else 0
+            attended.append(self._attend(q[:, :, start:end], k[:, :, first:end], v[:, :, first:end],
+                                         distance[:, start:end, first:end], allowed[:, :, start:end, first:end]))
+        return self._finish(x, attended[0] if len(attended) == 1 else torch.cat(attended, dim=2))
+
+    def _attend(self, q, k, v, distance, allowed) -> torch.Tensor:
+        # q: (B, H, Tq, hd); k, v: (B, H, Tk, hd); distance: (B or 1, Tq, Tk); allowed: (B or 1, 1, Tq, Tk)
+        bias = self.distance_bias[:, distance.clamp(0, self.distance_bias.shape[1] - 1)].transpose(0, 1)  # (B or 1, H, Tq, Tk)
+        mask = bias.masked_fill(~allowed, float("-inf"))
         # Written out rather than through scaled_dot_product_attention: a mask that needs a gradient
         # (the learned bias) sends SDPA to its reference path, which also scans every score for rows
         # masked out entirely (none are: a token always sees itself). That scan cost a tenth of an update.
-        scores = torch.matmul(q * self.head_dim**-0.5, k.transpose(-2, -1)).add_(mask)  # (B, H, T, T)
+        scores = torch.matmul(q * self.head_dim**-0.5, k.transpose(-2, -1)).add_(mask)  # (B, H, Tq, Tk)
         weights = scores.softmax(dim=-1)
         if self.training and self.attn_dropout > 0:
             weights = F.dropout(weights, self.attn_dropout, training=True)
-        return self._finish(x, torch.matmul(weights, v))
+        return torch.matmul(weights, v)  # (B, H, Tq, hd)
 
     def step(self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, slot: int, mask: torch.Tensor):
         # x: (B, 1, C); keys/values: (B, H, c, hd) ring buffers, written in place at ``slot``;
@@ -281,8 +296,11 @@ class ADTransformer(nn.Module):
             # Hide random context tokens from every query (never a token from itself).
             hidden = torch.rand(B, 1, 1, T, device=x.device) < self.config.token_mask_prob
             allowed = allowed & ~(hidden & (distance[:, None] > 0))
+        # Default rows: the band follows the token index, so queries can attend in chunks of half a
+        # context, each to the keys within its reach (1.4x faster training at 300 tokens, c = 200).
+        query_chunk = max(1, self.config.context_len // 2) if positions is None and T > self.config.context_len // 2 else None
         for block in self.blocks:
-            x = block(x, distance, allowed)
+            x = block(x, distance, allowed, query_chunk)
         return self.head(self.ln_f(x))
 
     def new_cache(self, batch_size: int) -> KVCache:
