@@ -12,6 +12,8 @@ import sys
 from typing import Any
 
 from ad_gym.envs.tasks import SPLITS, env_ids
+from ad_gym.settings import config_from_pairs, describe_fields
+from ad_gym.version import __version__
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,9 +40,12 @@ def positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ad-gym", description="In-context RL by Algorithm Distillation.")
+    parser.add_argument("--version", action="version", version=f"ad-gym {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
+    from ad_gym.presets import PRESETS
     from ad_gym.sources.sb3 import ALGORITHMS, SourceConfig
+    from ad_gym.training import TrainConfig
 
     defaults = SourceConfig()
     collect = commands.add_parser(
@@ -48,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a source RL agent on every task of a split and record its learning histories",
         description="Train a Stable-Baselines3 source agent on every task of a split, recording every "
         "step of every stream; finished tasks are skipped on a rerun.",
+        epilog="source settings (SourceConfig; the options below set them):\n" + describe_fields(SourceConfig),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     collect.add_argument("env_id", help=f"one of {env_ids()} (or ad_gym/<id>)")
     collect.add_argument("--split", default="train", help=f"task split: {', '.join(SPLITS)}, or a family's own condition such as 'even' (default: train)")
@@ -59,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--algo", choices=sorted(ALGORITHMS), help="source algorithm (default: the family's: a2c, ucb for the bandit, ppo for Watermaze); "
         "oracle records expert demonstrations (for expert distillation)")
     collect.add_argument("--streams", type=int, default=defaults.n_streams, help=f"parallel envs per learner (default: {defaults.n_streams})")
+    collect.add_argument("--policy", default=defaults.policy, help=f"SB3 policy name (default: {defaults.policy}: MlpPolicy, or a small CNN for pixels)")
     collect.add_argument(
         "--hp",
         action="append",
@@ -77,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="the whole pipeline: collect, train the preset's methods, evaluate in context, print the leaderboard",
         description="Collect source histories on the train and held-out tasks, train every method of the "
         "preset, play many episodes in context on the held-out tasks and print the leaderboard. Resumes.",
+        epilog="presets (--preset NAME), per env:\n" + describe_presets(PRESETS),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("env_id", nargs="?", default="DarkRoom-v0", help="env id (default: DarkRoom-v0)")
     run.add_argument("--preset", default="default", help="named settings (default: default)")
@@ -92,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="train an AD (or ED) transformer on a folder of histories",
         description="Train the AD transformer by next-action imitation on stored histories. Options are "
         "TrainConfig fields; a rerun resumes from the last checkpoint in --out.",
+        epilog="TrainConfig fields (--set FIELD=VALUE), with their defaults:\n" + describe_fields(TrainConfig),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument("histories", nargs="+", help="folder of training histories; several folders (e.g. collections "
                        "of the same tasks with different --seed) are trained on together")
@@ -107,13 +119,24 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test", help="task split (default: test)")
     evaluate.add_argument("--episodes", type=positive_int, default=100)
     evaluate.add_argument("--seeds", type=positive_int, default=4, help="seeds per task (default: 4)")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.set_defaults(handler=run_evaluate)
 
     summarize = commands.add_parser("summarize", help="print the learning curve recorded in a folder of histories")
     summarize.add_argument("path", help="a history folder or file")
     summarize.add_argument("--blocks", type=positive_int, default=10, help="episode blocks in the table (default: 10)")
+    summarize.add_argument("--no-progress", action="store_true", help="accepted as on every subcommand (summarize shows no bar)")
     summarize.set_defaults(handler=run_summarize)
     return parser
+
+
+def describe_presets(presets) -> str:
+    """One line per preset: its env, name, methods and budget."""
+    return "\n".join(
+        f"  {env_id} {name}: {', '.join(m.name for m in preset.methods)}; source {preset.source.algo}"
+        + (f" ({preset.notes})" if preset.notes else "")
+        for env_id, named in presets.items() for name, preset in named.items()
+    )
 
 
 def parse_hyperparams(pairs: list[str]) -> dict[str, Any]:
@@ -142,7 +165,8 @@ def run_collect(args) -> int:
 
     env_id = canonical_env_id(args.env_id)
     out = args.out or f"histories/{env_id}-{args.split}"
-    config = SourceConfig(algo=args.algo or family(env_id).default_source, n_streams=args.streams, total_steps=args.steps, hyperparams=parse_hyperparams(args.hp))
+    config = SourceConfig(algo=args.algo or family(env_id).default_source, n_streams=args.streams, total_steps=args.steps,
+                          hyperparams=parse_hyperparams(args.hp), policy=args.policy)
     results = collect(
         env_id, out, split=args.split, config=config, seed=args.seed, max_tasks=args.max_tasks,
         workers=args.workers, progress=not args.no_progress,
@@ -167,7 +191,8 @@ def run_pipeline_command(args) -> int:
 def run_train(args) -> int:
     from ad_gym.training import TrainConfig, train
 
-    path = train(args.histories, args.out, TrainConfig(**parse_pairs(args.set, "--set")), val_path=args.val, progress=not args.no_progress)
+    config = config_from_pairs(TrainConfig, parse_pairs(args.set, "--set"))
+    path = train(args.histories, args.out, config, val_path=args.val, progress=not args.no_progress)
     print(f"checkpoint: {path}")
     return 0
 
@@ -180,7 +205,7 @@ def run_evaluate(args) -> int:
 
     agent = load_agent(args.checkpoint, seed=0)
     returns = play_episodes(lambda rows: agent, agent.env_id, tasks(agent.env_id, args.split), args.episodes,
-                            list(range(args.seeds)), progress=True)
+                            list(range(args.seeds)), progress=not args.no_progress)
     print(leaderboard_table({checkpoint_method(agent.meta): returns}))
     return 0
 

@@ -29,6 +29,7 @@ from ad_gym.data.histories import History, check_one_env, load_histories
 from ad_gym.data.windows import SequenceSampler, build_sequences
 from ad_gym.envs.checks import check_int
 from ad_gym.models.transformer import ADConfig, ADTransformer
+from ad_gym.settings import setting
 from ad_gym.version import __version__
 
 # The architecture fields of ADConfig (what the env fixes, such as image_shape, comes from env_shapes).
@@ -51,35 +52,36 @@ class TrainConfig:
     """
 
     # data
-    every_k: int = 4  # keep every k-th episode of each stream
-    max_episodes: int | None = 25  # keep at most this many (subsampled) episodes per stream: the learning phase
-    expert_episodes: int | None = None  # ED: train only on each stream's last N episodes instead
-    context_len: int = _MODEL_DEFAULTS["context_len"]  # tokens each prediction sees
-    seq_len: int | None = None  # tokens per training sequence (default 1.5 x context_len)
+    every_k: int = setting(4, "keep every k-th episode of each stream")
+    max_episodes: int | None = setting(25, "keep at most this many (kept) episodes per stream, its learning phase; none: all")
+    expert_episodes: int | None = setting(None, "ED: train only on each stream's last N episodes instead")
+    context_len: int = setting(_MODEL_DEFAULTS["context_len"], "tokens each prediction attends to, itself included")
+    seq_len: int | None = setting(None, "tokens per training sequence (default: 1.5 x context_len)")
     # model
-    n_layer: int = _MODEL_DEFAULTS["n_layer"]
-    n_head: int = _MODEL_DEFAULTS["n_head"]
-    n_embd: int = _MODEL_DEFAULTS["n_embd"]
-    ffn_dim: int = _MODEL_DEFAULTS["ffn_dim"]
-    dropout: float = _MODEL_DEFAULTS["dropout"]
-    attn_dropout: float = _MODEL_DEFAULTS["attn_dropout"]
-    token_mask_prob: float = _MODEL_DEFAULTS["token_mask_prob"]
-    prev_obs: bool = _MODEL_DEFAULTS["prev_obs"]
-    final_obs: bool = _MODEL_DEFAULTS["final_obs"]  # needs histories with next_observations
+    n_layer: int = setting(_MODEL_DEFAULTS["n_layer"], "transformer blocks")
+    n_head: int = setting(_MODEL_DEFAULTS["n_head"], "attention heads per block")
+    n_embd: int = setting(_MODEL_DEFAULTS["n_embd"], "token width")
+    ffn_dim: int = setting(_MODEL_DEFAULTS["ffn_dim"], "hidden width of each block's feed-forward layer")
+    dropout: float = setting(_MODEL_DEFAULTS["dropout"], "dropout on tokens and residual branches")
+    attn_dropout: float = setting(_MODEL_DEFAULTS["attn_dropout"], "dropout on attention weights")
+    token_mask_prob: float = setting(_MODEL_DEFAULTS["token_mask_prob"], "hide each context token from attention with this probability")
+    prev_obs: bool = setting(_MODEL_DEFAULTS["prev_obs"], "each token also embeds the previous observation")
+    final_obs: bool = setting(_MODEL_DEFAULTS["final_obs"], "each episode's first token also embeds the view the last one ended on "
+                              "(needs histories with next_observations)")
     # optimisation
-    label_smoothing: float = 0.0
-    batch_size: int = 16
-    updates: int = 2000
-    lr: float = 1e-3
-    warmup: int = 100
-    weight_decay: float = 0.01
-    grad_clip: float = 1.0
+    label_smoothing: float = setting(0.0, "label smoothing of the next-action cross-entropy")
+    batch_size: int = setting(16, "sequences per update")
+    updates: int = setting(2000, "optimiser updates")
+    lr: float = setting(1e-3, "peak learning rate (AdamW)")
+    warmup: int = setting(100, "updates of linear warm-up before the cosine decay")
+    weight_decay: float = setting(0.01, "AdamW weight decay")
+    grad_clip: float = setting(1.0, "gradient norm clip")
     # bookkeeping
-    eval_every: int = 250
-    val_batches: int = 8
-    checkpoint_every: int = 250
-    seed: int = 0
-    threads: int | None = None  # torch threads (default: every core)
+    eval_every: int = setting(250, "updates between validation losses (and log rows)")
+    val_batches: int = setting(8, "batches per validation loss")
+    checkpoint_every: int = setting(250, "updates between checkpoints to resume from")
+    seed: int = setting(0, "seed of sampling and initialisation")
+    threads: int | None = setting(None, "torch threads (default: every core)")
 
     def __post_init__(self):
         if self.seq_len is None:

@@ -1,9 +1,14 @@
 """The ``ad-gym`` command line, called in-process through ``ad_gym.cli.main``."""
 
+from dataclasses import fields
+
 import pytest
 
 import ad_gym
 from ad_gym.cli import main
+from ad_gym.presets import PRESETS
+from ad_gym.sources.sb3 import SourceConfig
+from ad_gym.training import TrainConfig
 from ad_gym.sources.collect import MANIFEST
 
 TINY = ["--max-tasks", "1", "--steps", "400", "--streams", "2", "--workers", "1", "--no-progress"]
@@ -56,10 +61,40 @@ def test_help_exits_0(command, capsys):
     assert "usage: ad-gym" in capsys.readouterr().out
 
 
+def test_version(capsys):
+    assert run_cli(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"ad-gym {ad_gym.__version__}"
+
+
+@pytest.mark.parametrize("command, config_class", [("train", TrainConfig), ("collect", SourceConfig)])
+def test_help_lists_every_setting_with_its_default_and_meaning(command, config_class, capsys):
+    assert run_cli([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    for f in fields(config_class):
+        assert f.metadata.get("help"), f"{config_class.__name__}.{f.name} has no help"
+        assert f"  {f.name} = " in out and f.metadata["help"] in out
+
+
+def test_run_help_lists_every_preset(capsys):
+    assert run_cli(["run", "--help"]) == 0
+    out = capsys.readouterr().out
+    for env_id, named in PRESETS.items():
+        for name, preset in named.items():
+            assert f"  {env_id} {name}: {', '.join(m.name for m in preset.methods)}" in out
+
+
+@pytest.mark.parametrize("command", ["collect", "run", "train", "evaluate", "summarize"])
+def test_every_subcommand_takes_no_progress(command, capsys):
+    assert run_cli([command, "--help"]) == 0
+    assert "--no-progress" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
         (["collect", "DarkRom-v0"], "unknown env id 'DarkRom-v0'"),
+        (["train", "histories/x", "--out", "runs/x", "--set", "bogus=1"],
+         "unknown TrainConfig field(s) ['bogus']; valid fields: every_k, max_episodes"),
         (["collect", "DarkRoom-v0", "--hp", "learning_rate"], "--hp expects KEY=VALUE"),
         (["collect", "DarkRoom-v0", "--hp", "=1"], "--hp expects KEY=VALUE"),
         (["collect", "DarkRoom-v0", "--hp", "gamma_typo=0.9"], "['gamma_typo'] are not A2C arguments"),

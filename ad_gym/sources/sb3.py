@@ -8,7 +8,7 @@ distillation), all recorded into the same history format.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import gymnasium as gym
@@ -25,6 +25,7 @@ from ad_gym.agents.baselines import UCBAgent
 from ad_gym.data.histories import History
 from ad_gym.envs.tasks import canonical_env_id, family, oracle_for
 from ad_gym.models.transformer import pixel_convs
+from ad_gym.settings import setting
 from ad_gym.sources.noisy_oracle import NoiseSchedule, NoisyOracle
 from ad_gym.sources.recorder import HistoryBuffer, HistoryRecorder
 from ad_gym.version import __version__
@@ -63,14 +64,13 @@ class SourceConfig:
     each stream is one of the learner's parallel actors, like one of A3C's workers.
     """
 
-    algo: str = "a2c"
-    n_streams: int = 8
-    total_steps: int = 60_000
-    hyperparams: dict[str, Any] = field(default_factory=dict)
+    algo: str = setting("a2c", f"the learner: one of {', '.join(sorted(ALGORITHMS))}")
+    n_streams: int = setting(8, "parallel envs of one learner per task, each recorded as one stream")
+    total_steps: int = setting(60_000, "env steps per task, all streams together")
+    hyperparams: dict[str, Any] = setting(None, "keyword arguments of the algorithm (or the noisy oracle's schedule)", factory=dict)
     # "auto": MlpPolicy, or for pixel envs SB3's CnnPolicy with `SmallCNN` as its features
-    # extractor (SB3's NatureCNN is sized for 84x84 Atari frames; ours are 36x36). Any SB3 policy
-    # name is accepted as well.
-    policy: str = "auto"
+    # extractor (SB3's NatureCNN is sized for 84x84 Atari frames; ours are 36x36).
+    policy: str = setting("auto", "SB3 policy name; auto: MlpPolicy, or a small CNN for pixels")
 
     def __post_init__(self):
         if self.algo not in ALGORITHMS:
