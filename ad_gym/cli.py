@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--episodes", type=positive_int, default=100)
     evaluate.add_argument("--seeds", type=positive_int, default=4, help="seeds per task (default: 4)")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    evaluate.add_argument("--json", action="store_true", help="print the figures as JSON (per-episode means, "
+                          "intervals, interquartile means) instead of the markdown table")
     evaluate.set_defaults(handler=run_evaluate)
 
     summarize = commands.add_parser("summarize", help="print the learning curve recorded in a folder of histories")
@@ -201,12 +203,18 @@ def run_evaluate(args) -> int:
     from ad_gym.agents import load_agent
     from ad_gym.checkpoints import checkpoint_method
     from ad_gym.envs.tasks import tasks
-    from ad_gym.evaluation import leaderboard_table, play_episodes
+    from ad_gym.evaluation import leaderboard_data, leaderboard_table, play_episodes
 
     agent = load_agent(args.checkpoint, seed=0)
-    returns = play_episodes(lambda rows: agent, agent.env_id, tasks(agent.env_id, args.split), args.episodes,
+    split_tasks = tasks(agent.env_id, args.split)
+    returns = play_episodes(lambda rows: agent, agent.env_id, split_tasks, args.episodes,
                             list(range(args.seeds)), progress=not args.no_progress)
-    print(leaderboard_table({checkpoint_method(agent.meta): returns}))
+    curves = {checkpoint_method(agent.meta): returns}
+    if args.json:
+        print(json.dumps({"checkpoint": str(args.checkpoint), "env_id": agent.env_id, "split": args.split,
+                          "tasks": len(split_tasks), "seeds": args.seeds, "methods": leaderboard_data(curves, len(split_tasks))}))
+    else:
+        print(leaderboard_table(curves))
     return 0
 
 

@@ -169,6 +169,30 @@ def leaderboard_table(curves: dict[str, np.ndarray], episodes=REPORT_EPISODES) -
     return "\n".join(lines)
 
 
+def leaderboard_data(curves: dict[str, np.ndarray], n_tasks: int, episodes=REPORT_EPISODES) -> dict[str, dict]:
+    """The leaderboard as data, per method: its rows, the mean return at every episode and the
+    half-width of its 95% interval, and at the listed episodes the interquartile mean with its
+    stratified bootstrap interval over tasks x seeds (rows task-major, as `play_episodes` gives)."""
+    data = {}
+    for name, returns in curves.items():
+        if len(returns) % n_tasks:
+            raise ValueError(f"{name}: {len(returns)} rows do not divide into {n_tasks} tasks")
+        width = returns.shape[1]
+        halves = [mean_ci(returns, e)[1] for e in range(1, width + 1)]
+        iqm = {}
+        for e in (e for e in episodes if e <= width):
+            scores = returns[:, e - 1].reshape(n_tasks, -1)
+            low, high = stratified_bootstrap_ci(scores)
+            iqm[str(e)] = {"iqm": float(interquartile_mean(scores.reshape(-1))), "low": low, "high": high}
+        data[name] = {
+            "rows": int(len(returns)),
+            "mean": [float(m) for m in returns.mean(axis=0)],
+            "ci95_half_width": [None if np.isnan(h) else h for h in halves],  # None: a single row
+            "iqm": iqm,
+        }
+    return data
+
+
 def normalised_scores(
     curves: dict[str, np.ndarray], reference: str, floor: str = "random", pooled: bool = False
 ) -> dict[str, np.ndarray | float]:

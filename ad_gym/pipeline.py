@@ -27,12 +27,13 @@ from ad_gym.atomic import atomic_write
 from ad_gym.data.histories import load_histories
 from ad_gym.envs.tasks import canonical_env_id, family, tasks
 from ad_gym.evaluation import (
-    iqm_table, leaderboard_table, learner_episode_returns, normalised_table, play_episodes, plot_curves,
+    iqm_table, leaderboard_data, leaderboard_table, learner_episode_returns, normalised_table, play_episodes, plot_curves,
 )
 from ad_gym.methods import Collection, RunData, load_agent
 from ad_gym.presets import PRESETS, Preset, get_preset
 from ad_gym.sources.collect import collect
 from ad_gym.stages import StageMeter, available_cores
+from ad_gym.version import __version__
 
 __all__ = ["PRESETS", "PipelineResult", "Preset", "get_preset", "run_pipeline"]
 
@@ -102,7 +103,7 @@ def run_pipeline(
     source = source_label(preset.source.algo)
     n_tasks = {split: len(tasks(env_id, split)[: preset.test_tasks]) for split in curves_by_split}
     table = leaderboard_tables(env_id, curves_by_split, source, n_tasks)
-    write_results(out, env_id, preset_name, curves_by_split, table, meter)
+    write_results(out, env_id, preset_name, preset, seed, curves_by_split, n_tasks, table, meter)
     return PipelineResult(
         curves=curves_by_split["test"], table=table, seconds=seconds, out=out, curves_by_split=curves_by_split,
         peak_gib=meter.peak_gib, methods=tuple(checkpoints), source=source, side_by_side=meter.side_by_side,
@@ -242,14 +243,24 @@ def leaderboard_tables(env_id: str, curves_by_split: dict[str, dict[str, np.ndar
     return "\n".join(parts).rstrip()
 
 
-def write_results(out: Path, env_id: str, preset: str, curves_by_split, table: str, meter: StageMeter) -> None:
-    """The run's results, each file written atomically."""
+def write_results(out: Path, env_id: str, preset_name: str, preset: Preset, seed: int, curves_by_split,
+                  n_tasks: dict[str, int], table: str, meter: StageMeter) -> None:
+    """The run's results, each file written atomically: leaderboard.md and leaderboard.json (the
+    same figures as data, with the settings that made them), returns per split (.npz, .png),
+    timing.json."""
     for split, curves in curves_by_split.items():
         suffix = "" if split == "test" else f"_{split}"
         atomic_write(out / f"returns{suffix}.npz", lambda f, curves=curves: np.savez_compressed(f, **curves))
         atomic_write(out / f"returns{suffix}.png", lambda f, curves=curves, split=split: plot_curves(
-            curves, f, f"{env_id}, {split} tasks, preset {preset}"))
+            curves, f, f"{env_id}, {split} tasks, preset {preset_name}"))
     text = f"# {env_id}: in-context returns on held-out tasks\n\n{table}\n\nCost: {meter.summary()}\n"
     atomic_write(out / "leaderboard.md", lambda f: f.write(text.encode()))
+    data = {
+        "env_id": env_id, "preset": preset_name, "settings": preset.to_dict(), "seed": seed, "ad_gym_version": __version__,
+        "splits": {split: {"tasks": n_tasks[split], "methods": leaderboard_data(curves, n_tasks[split])}
+                   for split, curves in curves_by_split.items()},
+        "seconds": meter.seconds,
+    }
+    atomic_write(out / "leaderboard.json", lambda f: f.write(json.dumps(data, indent=1).encode()))
     timing = json.dumps({"seconds": meter.seconds, "peak_gib": meter.peak_gib, "side_by_side": meter.side_by_side}, indent=2)
     atomic_write(out / "timing.json", lambda f: f.write(timing.encode()))

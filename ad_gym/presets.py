@@ -48,6 +48,12 @@ class Preset:
         if len(set(names)) != len(names):
             raise ValueError(f"each method may appear once in a preset, got {names}")
 
+    def to_dict(self) -> dict:
+        """Every setting as JSON-ready data; each method named, with its settings."""
+        data = dataclasses.asdict(self)  # methods become their fields alone: name them
+        data["methods"] = [{"method": m.name, **dataclasses.asdict(m)} for m in self.methods]
+        return data
+
 
 def ad_and_ed(train: TrainConfig, expert_episodes: int | None = 20, expert_updates: int | None = None,
               expert_source: SourceConfig | None = None) -> tuple[Method, Method]:

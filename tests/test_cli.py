@@ -1,5 +1,6 @@
 """The ``ad-gym`` command line, called in-process through ``ad_gym.cli.main``."""
 
+import json
 from dataclasses import fields
 
 import pytest
@@ -158,3 +159,12 @@ def test_bad_hp_value_exits_2_and_leaves_the_folder_usable(tmp_path, capsys):
     code = run_cli(["collect", "DarkRoom-v0", *TINY, "--out", out, "--hp", "learning_rate=fast"])
     assert code == 2 and "learning_rate" in capsys.readouterr().err
     assert run_cli(["collect", "DarkRoom-v0", *TINY, "--out", out]) == 0
+
+
+def test_evaluate_json_gives_the_figures_as_data(capsys):
+    assert run_cli(["evaluate", "darkroom", "--episodes", "3", "--seeds", "1", "--json", "--no-progress"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["env_id"] == "DarkRoom-v0" and report["tasks"] == 16 and report["seeds"] == 1
+    (entry,) = report["methods"].values()
+    assert entry["rows"] == 16 and len(entry["mean"]) == 3 and len(entry["ci95_half_width"]) == 3
+    assert set(entry["iqm"]) == {"1"} and entry["iqm"]["1"]["low"] <= entry["iqm"]["1"]["iqm"] <= entry["iqm"]["1"]["high"]

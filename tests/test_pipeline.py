@@ -1,6 +1,7 @@
 """The whole pipeline end to end on a tiny budget: collect, train AD and ED, evaluate, report."""
 
 import dataclasses
+import json
 import os
 
 import numpy as np
@@ -45,6 +46,15 @@ def test_tiny_pipeline_end_to_end(env_id, tmp_path):
     assert "| AD |" in result.table and "ep 10" in result.table
     saved = np.load(tmp_path / "returns.npz")
     np.testing.assert_array_equal(saved["AD"], result.curves["AD"])
+    board = json.loads((tmp_path / "leaderboard.json").read_text())
+    assert set(board["splits"]) == set(result.curves_by_split)
+    for split, curves in result.curves_by_split.items():
+        for name, returns in curves.items():
+            entry = board["splits"][split]["methods"][name]
+            np.testing.assert_allclose(entry["mean"], returns.mean(axis=0))
+            assert entry["rows"] == len(returns) and set(entry["iqm"]) == {"1", "5", "10"}
+    assert [m["method"] for m in board["settings"]["methods"]] == ["AD", "ED"]
+    assert board["settings"]["methods"][0]["config"]["updates"] == preset.methods[0].config.updates
     source = result.curves[f"source ({algo.upper()}, from scratch)"]
     # One row per learner: SB3 streams share one learner per task, UCB streams are learners of their own.
     assert source.shape == ((2 * 2, 12) if algo == "ucb" else (2, 12))
