@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="output folder (checkpoint.pt)")
     train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                        help="a TrainConfig field, e.g. --set updates=3000 --set every_k=4; repeatable")
+    train.add_argument("--log-dir", help="where the training log goes as it runs: train_log.csv (one row per logged "
+                       "update), training.png, TensorBoard scalars if tensorboard is installed (default: --out)")
     train.add_argument("--no-progress", action="store_true")
     train.set_defaults(handler=run_train)
 
@@ -194,7 +196,7 @@ def run_train(args) -> int:
     from ad_gym.training import TrainConfig, train
 
     config = config_from_pairs(TrainConfig, parse_pairs(args.set, "--set"))
-    path = train(args.histories, args.out, config, val_path=args.val, progress=not args.no_progress)
+    path = train(args.histories, args.out, config, val_path=args.val, progress=not args.no_progress, log_dir=args.log_dir)
     print(f"checkpoint: {path}")
     return 0
 

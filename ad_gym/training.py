@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ad_gym import stages
+from ad_gym.atomic import atomic_write
 from ad_gym.checkpoints import CHECKPOINT, IMITATION_METHOD, as_json, checkpoint_method, load_checkpoint, save_checkpoint
 from ad_gym.data.histories import History, check_one_env, load_histories
 from ad_gym.data.windows import SequenceSampler, build_sequences
@@ -204,6 +205,7 @@ def train(
     provenance: dict[str, Any] | None = None,
     until: int | None = None,
     method: str = IMITATION_METHOD,
+    log_dir: str | os.PathLike | None = None,
 ) -> Path:
     """Train (or resume training) a model that imitates the actions of stored histories; returns
     the path of its checkpoint. ``method`` is the name recorded in the checkpoint (the method
@@ -214,6 +216,8 @@ def train(
 
     ``until`` stops after that many updates in all (a time-boxed run): the checkpoint is saved
     unfinished, and calling `train` again with the same arguments continues from it.
+
+    ``log_dir`` (default: ``out``) receives the training log as it runs: `TrainingLog`.
     """
     config = config or TrainConfig()
     train_histories = _histories(train_path)
@@ -228,7 +232,7 @@ def train(
     data = {"train_tasks": [h.task for h in train_histories], "val_tasks": [h.task for h in val_histories],
             "source": train_histories[0].metadata.get("source")}
     return fit(model_config, sampler, val_sampler, out, config, method=method, data=data, env_id=train_histories[0].env_id,
-               progress=progress, provenance=provenance, until=until)
+               progress=progress, provenance=provenance, until=until, log_dir=log_dir)
 
 
 def check_disjoint(train_histories: list[History], val_histories: list[History]) -> None:
@@ -253,11 +257,14 @@ def fit(
     progress: bool = True,
     provenance: dict[str, Any] | None = None,
     until: int | None = None,
+    log_dir: str | os.PathLike | None = None,
 ) -> Path:
     """The training loop every method shares: batches from ``sampler.sample(batch_size)`` (a dict
     of token tensors and target actions, see `sequence_loss`), AdamW with warm-up and cosine decay,
     a validation loss, checkpoints to resume from. ``data`` describes the training data (tasks,
-    source); a rerun on other data or settings is refused, a finished checkpoint returned as is."""
+    source); a rerun on other data or settings is refused, a finished checkpoint returned as is.
+    Every ``eval_every`` updates a row goes to the checkpoint's log and to `TrainingLog` in
+    ``log_dir`` (default: ``out``)."""
     out = Path(out)
     checkpoint_path = out / CHECKPOINT
     set_threads(config.threads)
@@ -307,7 +314,9 @@ def fit(
 
     bar = tqdm(total=config.updates, initial=meta["update"], desc=f"train {out.name}", unit="update", disable=not progress,
                position=stages.BAR_POSITION)
-    start = time.perf_counter()
+    log = TrainingLog(log_dir or out, meta["log"])  # the checkpoint's rows: rows logged after it are dropped
+    start = last_time = time.perf_counter()
+    last_update = meta["update"]
     model.train()
     stop = config.updates if until is None else min(until, config.updates)
     while meta["update"] < stop:
@@ -322,18 +331,87 @@ def fit(
         meta["update"] = update + 1
         postfix = {"loss": f"{loss.item():.3f}"}
         if meta["update"] % config.eval_every == 0 or meta["update"] == config.updates:
-            entry = {"update": meta["update"], "loss": round(loss.item(), 4), "seconds": round(time.perf_counter() - start, 1)}
+            now = time.perf_counter()
+            entry = {"update": meta["update"], "loss": round(loss.item(), 4), "seconds": round(now - start, 1),
+                     "lr": lr_at(update, config), "updates_per_s": round((meta["update"] - last_update) / (now - last_time), 3)}
+            last_time, last_update = now, meta["update"]
             if val_sampler is not None:
                 entry["val_loss"] = round(validation_loss(model, val_sampler, config), 4)
                 postfix["val"] = f"{entry['val_loss']:.3f}"
             meta["log"].append(entry)
+            log.add(entry)
         if meta["update"] % config.checkpoint_every == 0 and meta["update"] < config.updates:
             checkpoint(finished=False)
         bar.set_postfix(postfix, refresh=False)
         bar.update()
     bar.close()
+    log.close()
     checkpoint(finished=meta["update"] >= config.updates)
     return checkpoint_path
+
+
+class TrainingLog:
+    """The training curve, written as training runs: ``train_log.csv`` (one row per logged update:
+    update, loss, val_loss, lr, updates_per_s, seconds) and, when the ``tensorboard`` package is
+    installed, TensorBoard scalars under ``tensorboard/``; ``training.png`` (the losses against
+    updates) when training stops. The CSV is rewritten whole and atomically from the rows so far,
+    so a killed run leaves a readable log and a resumed one continues the checkpoint's rows."""
+
+    COLUMNS = ("update", "loss", "val_loss", "lr", "updates_per_s", "seconds")
+
+    def __init__(self, folder: str | os.PathLike, rows: list[dict[str, Any]]):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.rows = list(rows)
+        self.writer = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter  # needs the optional tensorboard package
+        except ImportError:
+            SummaryWriter = None
+        if SummaryWriter is not None:
+            self.writer = SummaryWriter(str(self.folder / "tensorboard"))
+        self._write_files()
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        if self.writer is not None:
+            for name in self.COLUMNS[1:]:
+                if row.get(name) is not None:
+                    self.writer.add_scalar(f"train/{name}", row[name], row["update"])
+        self._write_files()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.rows:
+            atomic_write(self.folder / "training.png", lambda f: plot_training(self.rows, f))
+
+    def _write_files(self) -> None:
+        lines = [",".join(self.COLUMNS)] + [
+            ",".join("" if row.get(c) is None else str(row[c]) for c in self.COLUMNS) for row in self.rows
+        ]
+        atomic_write(self.folder / "train_log.csv", lambda f: f.write(("\n".join(lines) + "\n").encode()))
+
+
+def plot_training(rows: list[dict[str, Any]], path) -> None:
+    """Training and validation loss against updates, saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    updates = [row["update"] for row in rows]
+    ax.plot(updates, [row["loss"] for row in rows], label="training loss (last batch)")
+    if any(row.get("val_loss") is not None for row in rows):
+        ax.plot(updates, [row.get("val_loss") for row in rows], label="validation loss")
+    ax.set_xlabel("update")
+    ax.set_ylabel("cross-entropy")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, format="png")
+    plt.close(fig)
 
 
 @torch.no_grad()

@@ -1,5 +1,6 @@
 """Training the AD model: a real (tiny) run, resuming, checkpoints, and bad input."""
 
+import csv
 import dataclasses
 
 import numpy as np
@@ -23,6 +24,31 @@ def test_training_logs_train_and_validation_loss(tiny_checkpoint):
     assert all(e["val_loss"] > 0 for e in meta["log"])
     assert "optimizer" not in payload  # a finished checkpoint keeps only what inference needs
     assert meta["val_tasks"] and not set(map(str, meta["val_tasks"])) & set(map(str, meta["train_tasks"]))
+
+
+def test_training_writes_its_log_as_csv_and_a_plot(tiny_checkpoint):
+    meta, _ = load_checkpoint(tiny_checkpoint)
+    with open(tiny_checkpoint.parent / "train_log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["update", "loss", "val_loss", "lr", "updates_per_s", "seconds"]
+    assert [int(r["update"]) for r in rows] == [10, 20, 30]
+    for row, entry in zip(rows, meta["log"]):
+        assert float(row["val_loss"]) == entry["val_loss"] and float(row["loss"]) == entry["loss"]
+        assert float(row["lr"]) == lr_at(int(row["update"]) - 1, TINY_TRAIN) and float(row["updates_per_s"]) > 0
+    assert (tiny_checkpoint.parent / "training.png").stat().st_size > 1000
+
+
+def test_a_resumed_run_continues_the_checkpoints_log(tiny_histories, tmp_path):
+    # Rows logged after the last checkpoint of a killed run are dropped: the resumed run relogs them.
+    config = dataclasses.replace(TINY_TRAIN, updates=20, eval_every=5, checkpoint_every=10)
+    train(tiny_histories[0], tmp_path / "run", config, progress=False, until=10, log_dir=tmp_path / "logs")
+    log = tmp_path / "logs" / "train_log.csv"
+    log.write_text(log.read_text() + "15,9.9,,0.001,1.0,1.0\n")  # as if logged after the checkpoint
+    train(tiny_histories[0], tmp_path / "run", config, progress=False, log_dir=tmp_path / "logs")
+    with open(log) as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["update"]) for r in rows] == [5, 10, 15, 20] and float(rows[2]["loss"]) != 9.9
+    assert not (tmp_path / "run" / "train_log.csv").exists()
 
 
 def test_interrupted_training_resumes_to_the_same_weights(tiny_histories, tmp_path):
