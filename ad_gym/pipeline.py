@@ -177,6 +177,7 @@ def _take_cores(free) -> None:
 
     from ad_gym import stages
 
+    stages.exit_with_parent()
     position, cores = free.get()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cores)

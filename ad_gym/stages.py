@@ -19,6 +19,24 @@ def available_cores() -> list[int]:
 BAR_POSITION = 0
 
 
+def exit_with_parent(poll_seconds: float = 0.5) -> None:
+    """In a worker process: exit as soon as the process that started it is gone.
+
+    A killed job (SIGTERM, SIGKILL, a closed terminal) cannot shut its process pool down, and its
+    workers would otherwise train or collect on for minutes, unseen, taking the cores of whatever
+    runs next. A daemon thread watches the parent's pid; what a worker has finished is already on
+    disk (outputs are written atomically), and what it has not is redone by a rerun.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _rss_bytes(pid: int | str = "self") -> int:
     try:
         with open(f"/proc/{pid}/statm") as f:

@@ -1,7 +1,12 @@
 """Collecting SB3 learning histories: what is recorded is what happened, and a rerun resumes."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+import textwrap
+import time
 
 import gymnasium as gym
 import numpy as np
@@ -296,3 +301,51 @@ def test_oracle_source_records_expert_demonstrations(env_id):
     else:
         env.reset(seed=0)
         assert (returns == env.unwrapped.optimal_return()).all()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "\nState:\tZ" not in f.read()  # a zombie has exited
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="reads the process tree from /proc")
+def test_collection_workers_exit_when_the_job_is_killed(tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text(textwrap.dedent(f"""
+        from ad_gym.sources.collect import collect
+        from ad_gym.sources.sb3 import SourceConfig
+        if __name__ == "__main__":
+            collect("DarkRoom-v0", {str(tmp_path / "histories")!r}, config=SourceConfig(n_streams=2, total_steps=2_000_000),
+                    max_tasks=2, workers=2, progress=False)
+    """))
+    job = subprocess.Popen([sys.executable, str(script)])
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(_children(job.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        workers = _children(job.pid)
+        assert len(workers) >= 2, "the job never started its workers"
+        time.sleep(5)  # let them start learning
+        job.kill()  # SIGKILL: the job gets no chance to shut its pool down
+        job.wait()
+        deadline = time.monotonic() + 15
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(w) for w in workers), "workers kept running after their job was killed"
+    finally:
+        job.kill()
+        for worker in workers:
+            if _alive(worker):
+                os.kill(worker, 9)

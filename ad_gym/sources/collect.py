@@ -29,7 +29,7 @@ from ad_gym.checkpoints import as_json
 from ad_gym.data.histories import SUFFIX, HistoryFileError, read_history, save_history
 from ad_gym.envs.tasks import canonical_env_id, family, task_key
 from ad_gym.sources.sb3 import SourceConfig, learn_task, validate_source
-from ad_gym.stages import available_cores
+from ad_gym.stages import available_cores, exit_with_parent
 
 MANIFEST = "collection.json"
 
@@ -102,7 +102,8 @@ def _run(env_id, pending, config, seed, workers):
             yield _collect_task(env_id, task, path, config, seed)
         return
     # spawn: each worker starts clean (no forked torch thread pools), on every platform.
-    with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=get_context("spawn"),
+                             initializer=exit_with_parent) as pool:
         futures = {pool.submit(_collect_task, env_id, task, path, config, seed) for task, path in pending}
         try:
             while futures:
