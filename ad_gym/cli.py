@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as exc:
         parser.exit(2, f"ad-gym {args.command}: error: {exc}\n")
     except KeyboardInterrupt:
         parser.exit(130, "interrupted; finished tasks are kept and a rerun resumes\n")

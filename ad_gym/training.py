@@ -97,6 +97,8 @@ class TrainConfig:
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"TrainConfig.{f.name} must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"TrainConfig.{f.name} must be finite, got {value!r}")
         for name in _COUNT_FIELDS:
             value = getattr(self, name)
             if value is None:
@@ -306,6 +308,13 @@ def fit(
         meta = {**meta, "update": old_meta["update"], "log": old_meta["log"]}
 
     def checkpoint(finished: bool) -> None:
+        # A diverged model is never saved: the last checkpoint (the state before it) is kept.
+        bad = [name for name, p in model.named_parameters() if not torch.isfinite(p).all()]
+        if bad:
+            raise FloatingPointError(
+                f"training diverged before update {meta['update']}: non-finite weights in {bad[:3]}; nothing was saved "
+                f"over {checkpoint_path} (lower lr, or raise warmup; then train into a new folder)"
+            )
         meta["finished"] = finished
         tensors = {"model": model.state_dict()}
         if not finished:
@@ -324,6 +333,11 @@ def fit(
         for group in optimizer.param_groups:
             group["lr"] = lr_at(update, config)
         loss = sequence_loss(model, sampler.sample(config.batch_size), config.label_smoothing)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"training diverged at update {update + 1}: the loss is {loss.item()}; nothing is marked finished and "
+                f"the last checkpoint in {out}, if any, is kept (lower lr, or raise warmup; then train into a new folder)"
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

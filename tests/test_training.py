@@ -162,3 +162,19 @@ def test_learning_rate_warms_up_then_decays():
 def test_bad_train_config_is_refused(kwargs):
     with pytest.raises((ValueError, TypeError)):
         TrainConfig(**kwargs)
+
+
+def test_a_diverged_run_stops_with_a_clear_error_and_is_never_marked_finished(tiny_histories, tmp_path):
+    config = dataclasses.replace(TINY_TRAIN, lr=1e3, updates=30, checkpoint_every=5)
+    with pytest.raises(FloatingPointError, match="diverged"):
+        train(tiny_histories[0], tmp_path / "run", config, progress=False)
+    checkpoint = tmp_path / "run" / "checkpoint.pt"
+    if checkpoint.exists():  # the state before the divergence, to resume from: finite and unfinished
+        meta, payload = load_checkpoint(checkpoint)
+        assert not meta["finished"] and all(torch.isfinite(t).all() for t in payload["model"].values())
+
+
+@pytest.mark.parametrize("field", ["lr", "weight_decay", "grad_clip"])
+def test_non_finite_settings_are_refused(field):
+    with pytest.raises(ValueError, match=f"{field} must be finite"):
+        TrainConfig(**{field: float("inf")})
