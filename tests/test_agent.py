@@ -1,6 +1,7 @@
 """ADAgent: SB3's predict contract, the multi-episode context, checkpoints and the VecEnv wrapper."""
 
 import dataclasses
+import time
 
 import gymnasium as gym
 import numpy as np
@@ -10,7 +11,8 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
 from ad_gym.agents import ADAgent, ADContextWrapper
-from ad_gym.checkpoints import CheckpointError
+from ad_gym.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from ad_gym.models.transformer import ADConfig, ADTransformer
 from ad_gym.envs.dark_room_hard import DarkRoomHardEnv
 from ad_gym.training import train
 from tests.conftest import TINY_TRAIN
@@ -206,3 +208,24 @@ def test_corrupted_checkpoint_is_refused(tiny_checkpoint, tmp_path):
         ADAgent.load(broken)
     with pytest.raises(CheckpointError, match="no checkpoint"):
         ADAgent.load(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize("field, value", [("n_layer", 10**7), ("context_len", 10**9), ("n_actions", 10**8),
+                                          ("max_episode_steps", 10**9), ("ffn_dim", 10**9)])
+def test_a_checkpoint_claiming_a_huge_model_is_refused_before_building_it(tiny_checkpoint, tmp_path, field, value):
+    meta, payload = load_checkpoint(tiny_checkpoint)
+    meta["model"][field] = value
+    crafted = save_checkpoint(tmp_path / "crafted.pt", meta, payload)
+    start = time.perf_counter()
+    with pytest.raises(CheckpointError, match="do not"):
+        ADAgent.load(crafted)
+    assert time.perf_counter() - start < 2
+
+
+def test_the_shape_check_agrees_with_the_pixel_encoder():
+    from ad_gym.models.transformer import check_weights_fit, pixel_convs
+
+    for height, width in [(36, 36), (40, 28), (16, 20)]:
+        config = ADConfig(obs_nvec=(), n_actions=4, max_episode_steps=50, image_shape=(height, width, 3))
+        check_weights_fit(config, ADTransformer(config).state_dict())  # a real model always fits its config
+        assert pixel_convs(3, height, width)[1] > 0

@@ -33,7 +33,7 @@ from ad_gym.checkpoints import (
     CHECKPOINT, CheckpointError, load_checkpoint, refuse_other_env, resolve_checkpoint, save_checkpoint,
 )
 from ad_gym.envs.tasks import canonical_env_id
-from ad_gym.models.transformer import ADConfig, ADTransformer, KVCache
+from ad_gym.models.transformer import ADConfig, ADTransformer, KVCache, check_weights_fit
 
 @dataclass
 class ADContext:
@@ -97,9 +97,11 @@ class ADAgent:
             raise CheckpointError(f"{path} is not an AD model checkpoint")
         refuse_other_env(path, meta, env_id, env)
         try:
-            model = ADTransformer(ADConfig.from_dict(meta["model"]))
+            config = ADConfig.from_dict(meta["model"])
+            check_weights_fit(config, payload["model"])  # before building: the config may claim any size
+            model = ADTransformer(config)
             model.load_state_dict(payload["model"])
-        except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+        except (KeyError, TypeError, RuntimeError, ValueError, AttributeError) as exc:
             raise CheckpointError(f"{path}: the weights do not match the model config ({exc})") from exc
         agent = cls(model, meta, **kwargs)
         if env is not None:

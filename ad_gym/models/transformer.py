@@ -211,6 +211,33 @@ class ImageEncoder(nn.Module):
         return self.linear(self.convs(x))
 
 
+def check_weights_fit(config: ADConfig, state_dict: dict[str, torch.Tensor]) -> None:
+    """A ValueError unless the stored weights have the shapes ``config`` asks for, checked from
+    the config's numbers alone: a crafted config (a billion-token context, ten million layers)
+    is refused before anything the size of its claims is built."""
+    layers = {int(key.split(".")[1]) for key in state_dict if key.startswith("blocks.") and key.split(".")[1].isdigit()}
+    if layers != set(range(config.n_layer)):
+        raise ValueError(f"the config has {config.n_layer} layers, the weights {len(layers)}")
+    C = config.n_embd
+    expected = {
+        "head.weight": (config.n_actions, C),
+        "action_embedding.weight": (config.n_actions + 1, C),
+        "step_embedding.weight": (config.max_episode_steps, C),
+        "blocks.0.distance_bias": (config.n_head, config.context_len),
+        "blocks.0.ffn.0.weight": (config.ffn_dim, C),
+    }
+    if config.image_shape is None:
+        expected["obs_embedding.weight"] = (sum(config.obs_nvec), C)
+    else:
+        height, width, _ = config.image_shape
+        h, w = ((height - 4) // 4 + 1 - 3) // 2 + 1, ((width - 4) // 4 + 1 - 3) // 2 + 1  # after `pixel_convs`
+        expected["image_encoder.linear.weight"] = (C, 32 * max(h, 0) * max(w, 0))
+    wrong = [f"{key} {tuple(state_dict[key].shape) if key in state_dict else 'missing'} (config: {shape})"
+             for key, shape in expected.items() if key not in state_dict or tuple(state_dict[key].shape) != shape]
+    if wrong:
+        raise ValueError("the weights do not have the config's shapes: " + "; ".join(wrong))
+
+
 class ADTransformer(nn.Module):
     """Predicts the next action's logits from a sequence of transition tokens."""
 
