@@ -45,7 +45,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     except Exception as exc:  # torch raises many types for a damaged or foreign file
         raise CheckpointError(
             f"{path} is not a loadable ad-gym checkpoint: it is corrupted, truncated, or holds objects "
-            f"other than tensors and plain values ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+            f"other than tensors and plain values ({type(exc).__name__}: {(str(exc).splitlines() or ['empty file?'])[0][:200]})"
         ) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an ad-gym checkpoint")

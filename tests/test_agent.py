@@ -229,3 +229,9 @@ def test_the_shape_check_agrees_with_the_pixel_encoder():
         config = ADConfig(obs_nvec=(), n_actions=4, max_episode_steps=50, image_shape=(height, width, 3))
         check_weights_fit(config, ADTransformer(config).state_dict())  # a real model always fits its config
         assert pixel_convs(3, height, width)[1] > 0
+
+
+def test_an_empty_checkpoint_file_gets_a_clear_error(tmp_path):
+    (tmp_path / "checkpoint.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="not a loadable ad-gym checkpoint"):
+        ADAgent.load(tmp_path / "checkpoint.pt")
