@@ -104,6 +104,7 @@ def test_every_subcommand_takes_no_progress(command, capsys):
         (["collect", "DarkRoom-v0", "--split", "val"], "unknown split 'val' for DarkRoom-v0"),
         (["collect", "DarkRoom-v0", "--algo", "ucb"], "UCB ignores observations"),
         (["collect", "DarkRoom-v0", "--streams", "0"], "n_streams must be a positive integer"),
+        (["collect", "DarkRoom-v0", "--streams", "8", "--steps", "100"], "less than one DarkRoom-v0 episode (20 steps)"),
         (["collect", "DarkRoom-v0", "--workers", "0"], "workers must be a positive integer"),
         (["summarize", "/nonexistent/folder"], "no history file or folder"),
     ],

@@ -158,6 +158,13 @@ def _make_learner(env_id: str, task: dict[str, Any], config: SourceConfig, seed:
 def validate_source(env_id: str, config: SourceConfig) -> None:
     """Build (not train) the learner once, so bad hyperparameter values fail early and clearly."""
     env_id = canonical_env_id(env_id)
+    horizon = gym.make(env_id).unwrapped.max_steps
+    if config.total_steps // config.n_streams < horizon:
+        raise ValueError(
+            f"{config.total_steps} steps over {config.n_streams} streams is {config.total_steps // config.n_streams} per "
+            f"stream, less than one {env_id} episode ({horizon} steps): no stream would record a complete episode; "
+            f"use at least {horizon * config.n_streams} steps"
+        )
     if config.algo == "ucb":
         if family(env_id).default_source != "ucb":
             raise ValueError(f"UCB ignores observations: it is a source for bandits (AdversarialBandit-v0), not {env_id}")
