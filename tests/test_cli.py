@@ -146,6 +146,22 @@ def test_collect_into_a_folder_of_other_settings_exits_2(tmp_path, capsys):
     assert "other settings" in capsys.readouterr().err
 
 
+def test_a_collection_that_failed_before_any_task_leaves_its_folder_usable(tmp_path, capsys):
+    out = tmp_path / "h"
+    out.mkdir()
+    (out / MANIFEST).write_text('{"env_id": "DarkRoom-v0", "split": "train", "seed": 0, "source": {"algo": "ppo"}}')
+    assert run_cli(["collect", "DarkRoom-v0", *TINY, "--out", str(out)]) == 0  # no history file: new settings taken
+    assert json.loads((out / MANIFEST).read_text())["source"]["algo"] == "a2c"
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "3"])
+def test_a_manifest_that_is_not_an_object_exits_2(tmp_path, capsys, text):
+    (tmp_path / "h").mkdir()
+    (tmp_path / "h" / MANIFEST).write_text(text)
+    assert run_cli(["collect", "DarkRoom-v0", *TINY, "--out", str(tmp_path / "h")]) == 2
+    assert "is not a JSON object" in capsys.readouterr().err
+
+
 def test_corrupt_collection_manifest_exits_2_naming_the_file(tmp_path, capsys):
     (tmp_path / "h").mkdir()
     (tmp_path / "h" / MANIFEST).write_text("{oops")

@@ -148,6 +148,11 @@ def _claim_folder(out: Path, manifest: dict[str, Any]) -> None:
             existing = json.loads(manifest_path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"{str(manifest_path)!r} is not valid JSON ({exc}); repair or remove it, or choose another --out") from exc
+        if not isinstance(existing, dict):
+            raise ValueError(f"{str(manifest_path)!r} is not a JSON object; repair or remove it, or choose another --out")
+        finished_any = any(out.glob(f"*{SUFFIX}"))
+        if not finished_any:
+            existing = manifest  # nothing was collected under the old settings (a run that failed at once)
         if existing.get("env_id") != manifest["env_id"]:
             raise ValueError(
                 f"{str(out)!r} holds {existing.get('env_id')} histories, not {manifest['env_id']}; "
@@ -160,7 +165,8 @@ def _claim_folder(out: Path, manifest: dict[str, Any]) -> None:
                 f"({', '.join(f'{k}: {existing.get(k)!r}' for k in changed)}); resume with the same "
                 "settings or choose another --out folder"
             )
-        return
+        if finished_any:
+            return
     if out.is_dir():
         # No manifest (files copied on their own, say): each file's metadata says how it was made.
         for path in sorted(out.glob(f"*{SUFFIX}")):
