@@ -21,8 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as exc:
+    except (ValueError, TypeError, FloatingPointError) as exc:
         parser.exit(2, f"ad-gym {args.command}: error: {exc}\n")
+    except OSError as exc:  # a file or folder that cannot be read or written: one line, not a traceback
+        where = f": {exc.filename!r}" if getattr(exc, "filename", None) else ""
+        parser.exit(2, f"ad-gym {args.command}: error: {exc.strerror or exc}{where}\n")
     except KeyboardInterrupt:
         parser.exit(130, "interrupted; finished tasks are kept and a rerun resumes\n")
 

@@ -185,3 +185,17 @@ def test_evaluate_json_gives_the_figures_as_data(capsys):
     (entry,) = report["methods"].values()
     assert entry["rows"] == 16 and len(entry["mean"]) == 3 and len(entry["ci95_half_width"]) == 3
     assert set(entry["iqm"]) == {"1"} and entry["iqm"]["1"]["low"] <= entry["iqm"]["1"]["iqm"] <= entry["iqm"]["1"]["high"]
+
+
+@pytest.mark.parametrize("command", ["collect", "train"])
+def test_an_output_folder_under_a_file_exits_2_with_one_line(command, tmp_path, capsys):
+    (tmp_path / "a-file").write_text("")
+    out = str(tmp_path / "a-file" / "out")
+    if command == "collect":
+        argv = ["collect", "DarkRoom-v0", *TINY, "--out", out]
+    else:
+        assert run_cli(["collect", "DarkRoom-v0", *TINY, "--out", str(tmp_path / "h")]) == 0
+        argv = ["train", str(tmp_path / "h"), "--out", out, "--set", "updates=2", "--no-progress"]
+    assert run_cli(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ad-gym {command}: error:") and len(err.strip().splitlines()) == 1 and "a-file" in err
