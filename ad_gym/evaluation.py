@@ -42,7 +42,10 @@ def play_episodes(
     returns = np.zeros((len(rows), n_episodes))
     episode = np.zeros(len(rows), dtype=np.int64)
     episode_start = np.ones(len(rows), dtype=bool)
-    state = None if prompt is None else agent.prompt(**prompt([task for task, _ in rows]))
+    if prompt is not None:
+        state = agent.prompt(**prompt([task for task, _ in rows]))
+    else:  # a fresh context for these rows, asked for explicitly (agents reused across calls)
+        state = agent.new_context(len(rows)) if hasattr(agent, "new_context") else None
     bar = tqdm(total=n_episodes, desc="episodes", disable=not progress)
     while episode.min() < n_episodes:
         actions, state = agent.predict(obs, state=state, episode_start=episode_start)

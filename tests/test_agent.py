@@ -2,6 +2,7 @@
 
 import dataclasses
 import time
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
-from ad_gym.agents import ADAgent, ADContextWrapper
+from ad_gym.agents import ADAgent, ADContextWrapper, ContextDroppedWarning
 from ad_gym.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from ad_gym.models.transformer import ADConfig, ADTransformer
 from ad_gym.envs.dark_room_hard import DarkRoomHardEnv
@@ -235,3 +236,24 @@ def test_an_empty_checkpoint_file_gets_a_clear_error(tmp_path):
     (tmp_path / "checkpoint.pt").write_bytes(b"")
     with pytest.raises(CheckpointError, match="not a loadable ad-gym checkpoint"):
         ADAgent.load(tmp_path / "checkpoint.pt")
+
+
+def test_the_plain_sb3_idiom_warns_that_it_drops_the_context(agent):
+    env = gym.make("DarkRoom-v0", goal=(0, 5))
+    obs, _ = env.reset(seed=0)
+    action, _ = agent.predict(obs)  # the first call has nothing to drop
+    obs, reward, terminated, truncated, _ = env.step(action)
+    agent.observe(reward, terminated or truncated)
+    with pytest.warns(ContextDroppedWarning, match="pass back the state"):
+        agent.predict(obs)
+
+
+def test_the_stateful_loop_a_deliberate_reset_and_sb3_evaluation_never_warn(agent):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ContextDroppedWarning)
+        play(agent, 45)
+        agent.reset()  # a new task, on purpose
+        play(agent, 5)
+        venv = ADContextWrapper(make_vec_env("DarkRoom-v0", n_envs=2, env_kwargs={"goal": (1, 7)}), agent)
+        for _ in range(2):  # evaluate_policy passes its states back; each call resets the VecEnv and so the context
+            evaluate_policy(agent, venv, n_eval_episodes=2, deterministic=False)

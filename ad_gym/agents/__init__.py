@@ -4,9 +4,9 @@
 """
 
 from ad_gym import load_agent
-from ad_gym.agents.ad_agent import ADAgent, ADContext
+from ad_gym.agents.ad_agent import ADAgent, ADContext, ContextDroppedWarning
 from ad_gym.agents.baselines import RandomAgent, UCBAgent
 from ad_gym.agents.wrappers import ADContextWrapper
 from ad_gym.envs.tasks import oracle_for
 
-__all__ = ["ADAgent", "ADContext", "ADContextWrapper", "RandomAgent", "UCBAgent", "load_agent", "oracle_for"]
+__all__ = ["ADAgent", "ADContext", "ADContextWrapper", "ContextDroppedWarning", "RandomAgent", "UCBAgent", "load_agent", "oracle_for"]

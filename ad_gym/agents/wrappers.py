@@ -22,6 +22,8 @@ class ADContextWrapper(VecEnvWrapper):
         self.agent = agent
 
     def reset(self):
+        # Every env starts afresh: so does the agent's context (a new task, as far as it can tell).
+        self.agent.reset()
         return self.venv.reset()
 
     def step_wait(self):
