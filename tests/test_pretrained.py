@@ -1,8 +1,10 @@
-"""The shipped pretrained Dark Room model loads offline by name and plays."""
+"""The shipped pretrained models load offline by name and play."""
 
 import gymnasium as gym
+import numpy as np
 
 from ad_gym.agents import ADAgent
+from ad_gym.checkpoints import PRETRAINED_DIR
 
 
 def test_pretrained_darkroom_loads_and_plays():
@@ -48,3 +50,24 @@ def test_one_loader_returns_the_agent_of_every_shipped_model(name, method):
     assert checkpoint_method(agent.meta) == method and agent.meta["provenance"]["command"].startswith("ad-gym run")
     returns = play_episodes(lambda rows: agent, "DarkRoom-v0", [{"goal": (2, 4)}], 30, seeds=[0, 1])  # a held-out goal
     assert returns[:, -5:].mean() > returns[:, :1].mean()  # every shipped model learns in context
+
+
+FAMILY_MODELS = [("bandit", "AdversarialBandit-v0"), ("keytodoor", "DarkKeyToDoor-v1"), ("watermaze", "Watermaze-v1")]
+
+
+@pytest.mark.parametrize("name, env_id", [m for m in FAMILY_MODELS if (PRETRAINED_DIR / f"{m[0]}.pt").is_file()])
+def test_every_family_ships_an_ad_model_made_by_its_default_preset(name, env_id):
+    import ad_gym
+    from ad_gym.checkpoints import checkpoint_method
+    from ad_gym.evaluation import play_episodes
+
+    agent = ad_gym.load_agent(name, seed=0)
+    assert agent.env_id == env_id and checkpoint_method(agent.meta) == "AD"
+    assert agent.meta["provenance"]["command"] == f"ad-gym run {env_id} --preset default --seed 0"
+    returns = play_episodes(lambda rows: agent, env_id, ad_gym.tasks(env_id, "test")[:2], 3, seeds=[0])
+    assert returns.shape == (2, 3) and np.isfinite(returns).all()
+
+
+def test_the_shipped_models_stay_small():
+    sizes = {path.name: path.stat().st_size for path in PRETRAINED_DIR.glob("*.pt")}
+    assert sum(sizes.values()) < 10 * 2**20, sizes  # the package stays a few MB
