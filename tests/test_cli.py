@@ -195,7 +195,8 @@ def test_an_output_folder_under_a_file_exits_2_with_one_line(command, tmp_path, 
         argv = ["collect", "DarkRoom-v0", *TINY, "--out", out]
     else:
         assert run_cli(["collect", "DarkRoom-v0", *TINY, "--out", str(tmp_path / "h")]) == 0
-        argv = ["train", str(tmp_path / "h"), "--out", out, "--set", "updates=2", "--no-progress"]
+        argv = ["train", str(tmp_path / "h"), "--out", out, "--set", "context_len=20", "--set", "seq_len=30",
+                "--set", "updates=2", "--no-progress"]
     assert run_cli(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"ad-gym {command}: error:") and len(err.strip().splitlines()) == 1 and "a-file" in err
