@@ -216,7 +216,7 @@ def test_corrupted_checkpoint_is_refused(tiny_checkpoint, tmp_path):
 def test_a_checkpoint_claiming_a_huge_model_is_refused_before_building_it(tiny_checkpoint, tmp_path, field, value):
     meta, payload = load_checkpoint(tiny_checkpoint)
     meta["model"][field] = value
-    crafted = save_checkpoint(tmp_path / "crafted.pt", meta, payload)
+    crafted = save_checkpoint(tmp_path / "crafted.pt", meta, {"model": payload["model"]})
     start = time.perf_counter()
     with pytest.raises(CheckpointError, match="do not"):
         ADAgent.load(crafted)
