@@ -142,7 +142,7 @@ def train_methods(methods, data: RunData, out: Path, seed: int, progress: bool, 
         free.put((position, cores))
     checkpoints, seconds = {}, {}
     with meter.stage(f"train {len(methods)} methods, {len(slots)} side by side"):
-        with ProcessPoolExecutor(len(slots), mp_context=context, initializer=_take_cores, initargs=(free,)) as pool:
+        with ProcessPoolExecutor(len(slots), mp_context=context, initializer=_take_cores, initargs=(free, os.getpid())) as pool:
             futures = {pool.submit(_train_one, method, data, out / method.slug, seed, progress, provenance): method
                        for method in _longest_first(methods)}
             try:
@@ -170,14 +170,14 @@ def _worth_splitting(methods) -> bool:
     return max(work) <= 0.6 * sum(work)
 
 
-def _take_cores(free) -> None:
+def _take_cores(free, parent: int) -> None:
     """In a training process: pin it to its share of the cores (one torch thread per core) and
     give its progress bars their own line."""
     import torch
 
     from ad_gym import stages
 
-    stages.exit_with_parent()
+    stages.exit_with_parent(parent)
     position, cores = free.get()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cores)

@@ -19,15 +19,17 @@ def available_cores() -> list[int]:
 BAR_POSITION = 0
 
 
-def exit_with_parent(poll_seconds: float = 0.5) -> None:
+def exit_with_parent(parent: int | None = None, poll_seconds: float = 0.5) -> None:
     """In a worker process: exit as soon as the process that started it is gone.
 
     A killed job (SIGTERM, SIGKILL, a closed terminal) cannot shut its process pool down, and its
     workers would otherwise train or collect on for minutes, unseen, taking the cores of whatever
     runs next. A daemon thread watches the parent's pid; what a worker has finished is already on
-    disk (outputs are written atomically), and what it has not is redone by a rerun.
+    disk (outputs are written atomically), and what it has not is redone by a rerun. ``parent``:
+    the pid the pool was started from (pass it: a parent killed while the worker was still
+    starting up is then noticed at once).
     """
-    parent = os.getppid()
+    parent = os.getppid() if parent is None else parent
 
     def watch() -> None:
         while os.getppid() == parent:

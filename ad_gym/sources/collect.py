@@ -103,7 +103,7 @@ def _run(env_id, pending, config, seed, workers):
         return
     # spawn: each worker starts clean (no forked torch thread pools), on every platform.
     with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=get_context("spawn"),
-                             initializer=exit_with_parent) as pool:
+                             initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(_collect_task, env_id, task, path, config, seed) for task, path in pending}
         try:
             while futures:
