@@ -74,13 +74,15 @@ _DARK_ROOM_TRAIN = TrainConfig(updates=2000)  # TrainConfig's defaults are this 
 # against 13.30; AD's model and trainer on every episode (benchmarks/results/methods_notes.md).
 _DARK_ROOM_NOISY = SourceConfig(algo="oracle-eps", n_streams=16, total_steps=9600,
                                 hyperparams={"decay_episodes": 25, "power": 2.0})
-_DARK_ROOM_AD_EPS = ADEps(dataclasses.replace(_DARK_ROOM_TRAIN, every_k=1, max_episodes=None), source=_DARK_ROOM_NOISY)
+# 1000 updates in the default preset (15.28 at episode 100 with 2000, AD 14.41; 13.78 with 1000 in
+# its probe: benchmarks/results/methods_notes.md), 5000 in the full one.
+_DARK_ROOM_AD_EPS = ADEps(dataclasses.replace(_DARK_ROOM_TRAIN, every_k=1, max_episodes=None, updates=1000), source=_DARK_ROOM_NOISY)
 # DPT: its defaults are the Dark Room recipe (ad_gym/methods/dpt.py).
 _DARK_ROOM_DPT = DPT()
-# RL²: its defaults are the Dark Room recipe; 1M env steps of meta-training on the train goals
+# RL²: its defaults are the Dark Room recipe; 250k env steps of meta-training on the train goals
 # here (its meta-training curve is flat from ~250k steps, and held out 1M and 2M both play ~2 per
 # episode: benchmarks/results/rl2_notes.md), 5M in the full preset.
-_DARK_ROOM_RL2 = RL2(RL2Config(total_steps=1_000_000))
+_DARK_ROOM_RL2 = RL2(RL2Config(total_steps=250_000))
 
 # Dark Room Hard: the same A2C learner, run for 200 episodes per stream (32k steps per goal):
 # held out, its streams average 0.34 over episodes 26-35 and 0.67 over 191-200, two goals in
@@ -107,9 +109,10 @@ _BANDIT_AD_EPS = ADEps(TrainConfig(every_k=1, max_episodes=None, updates=1000),
 # DPT as its paper ran it on bandits: contexts and queries of uniformly random pulls, every pull of
 # the query labelled with the best arm. The pulls say nothing, only the rewards do, so sampling the
 # model's action each step is Thompson sampling. One 100-pull query per row after up to 100 pulls;
-# 3000 updates: at 1000 it had learned only the odd-arm prior (methods_notes.md).
+# 1500 updates: at 1000 it had learned only the odd-arm prior, and 3000 fit no 30-minute preset
+# (methods_notes.md).
 _RANDOM_PULLS = {"eps_start": 1.0, "eps_end": 1.0}
-_BANDIT_DPT = DPT(TrainConfig(updates=3000),
+_BANDIT_DPT = DPT(TrainConfig(updates=1500),
                   context_source=SourceConfig(algo="oracle-eps", n_streams=2, total_steps=1000, hyperparams=_RANDOM_PULLS),
                   query_source=SourceConfig(algo="oracle-eps", n_streams=1, total_steps=200, hyperparams=_RANDOM_PULLS),
                   queries_per_row=1, label_steps="all")
@@ -131,22 +134,26 @@ _KEY_TO_DOOR_TRAIN = TrainConfig(every_k=1, max_episodes=20, updates=3000)
 # (benchmarks/results/keytodoor_recipe.md).
 _KEY_TO_DOOR_V1_SOURCE = SourceConfig(algo="a2c", n_streams=32, total_steps=64_000)
 _KEY_TO_DOOR_V1_TRAIN = TrainConfig(every_k=1, max_episodes=None, updates=5000, warmup=200)
+# default: 80 train pairs, 30 held out, and 1500 updates (AD 1.09 at episode 100 with 2000 in the
+# recipe's measurements), so that five methods fit in 30 minutes; the full preset keeps AD's long
+# training, which buys the door's recall.
+_KEY_TO_DOOR_V1_DEFAULT_TRAIN = dataclasses.replace(_KEY_TO_DOOR_V1_TRAIN, updates=1500)
 # AD-ε: the oracle (key, then door) with random moves decaying over the first 30 of
 # each stream's 40 episodes, 16 streams.
-_KEY_TO_DOOR_V1_AD_EPS = ADEps(TrainConfig(every_k=1, max_episodes=None, updates=2000, warmup=200),
+_KEY_TO_DOOR_V1_AD_EPS = ADEps(TrainConfig(every_k=1, max_episodes=None, updates=750, warmup=200),
                                source=SourceConfig(algo="oracle-eps", n_streams=16, total_steps=16 * 40 * 50,
                                                    hyperparams={"decay_episodes": 30}))
 # AD-PS: a posterior-sampling explorer (key hypotheses among unvisited cells, then door ones,
 # every found target remembered, random moves once the door is open), 8 streams x 20 episodes,
-# AD's trainer on every episode: held out 1.98 at episode 50 in its probe
-# (benchmarks/results/methods_notes.md).
-_KEY_TO_DOOR_V1_AD_PS = ADPS(TrainConfig(every_k=1, max_episodes=None, updates=2000, warmup=200),
+# AD's trainer on every episode: held out 1.98 at episode 50 in its probe (300 train pairs, 2000
+# updates; benchmarks/results/methods_notes.md), 1500 updates here.
+_KEY_TO_DOOR_V1_AD_PS = ADPS(TrainConfig(every_k=1, max_episodes=None, updates=1500, warmup=200),
                              source=SourceConfig(algo="oracle-eps", n_streams=8, total_steps=8 * 20 * 50,
                                                  hyperparams={**EXPLORER, "wander": True}))
 # DPT: Dark Room's recipe (decoys drawn among unvisited cells, resampled on arriving unpaid) for
 # both the key and the door, 4 streams x 20 episodes of context and 4 x 5 of queries per task, two
 # queries per row (benchmarks/results/methods_notes.md).
-_KEY_TO_DOOR_V1_DPT = DPT(TrainConfig(updates=1500, warmup=200),
+_KEY_TO_DOOR_V1_DPT = DPT(TrainConfig(updates=750, warmup=200),
                           context_source=SourceConfig(algo="oracle-eps", n_streams=4, total_steps=4000, hyperparams={
                               "decoy": True, "resample": True, "eps_start": 0.2, "eps_end": 0.2, "true_prob": 0.3}),
                           query_source=SourceConfig(algo="oracle-eps", n_streams=4, total_steps=1000, hyperparams={
@@ -175,33 +182,39 @@ _WATERMAZE_V1_SOURCE = dataclasses.replace(_WATERMAZE_V1_PPO, hyperparams={**_WA
 # Each token also embeds the previous view (prev_obs), so the token that carries a platform's
 # reward also holds the view it was earned from: 31-40 success 0.40 -> 0.49, recall 0.71 -> 0.78.
 _WATERMAZE_V1_TRAIN = dataclasses.replace(_WATERMAZE_TRAIN, prev_obs=True, final_obs=True)
+# default: 1000 updates (its held-out validation loss was lowest at 1000 of 2000, 1.301 against
+# 1.307 at 2000, in the run of 2026-11-30), so four methods fit in 30 minutes.
+_WATERMAZE_V1_DEFAULT_TRAIN = dataclasses.replace(_WATERMAZE_V1_TRAIN, updates=1000)
 # full: the default's source and model with two PPO learners per training platform (AD otherwise
 # memorises the 64 platforms: its held-out loss climbs), 5000 updates, 8 evaluation seeds.
 _WATERMAZE_V1_FULL_TRAIN = dataclasses.replace(_WATERMAZE_V1_TRAIN, updates=5000, warmup=200)
 # AD-ε: the oracle's straight path with random moves decaying over 20 episodes, 16 streams of 1000
 # steps; AD's model on each stream's first 40 episodes (an episode ends on the platform, so the
-# noiseless ones are short and would otherwise fill the histories).
-_WATERMAZE_V1_AD_EPS = ADEps(dataclasses.replace(_WATERMAZE_V1_TRAIN, max_episodes=40, updates=1000),
+# noiseless ones are short and would otherwise fill the histories). 750 updates: with 1000 its
+# validation loss was flat from 500 (1.053 -> 1.048).
+_WATERMAZE_V1_AD_EPS = ADEps(dataclasses.replace(_WATERMAZE_V1_TRAIN, max_episodes=40, updates=750),
                              source=SourceConfig(algo="oracle-eps", n_streams=16, total_steps=16 * 1000,
                                                  hyperparams={"decay_episodes": 20}))
 # DPT: contexts of decoys (each episode the path to a random training platform, the true one 3
 # times in 10, one move in five random), queries the oracle's own paths. Watermaze's oracle
 # replays a plan and cannot tell it has arrived, so its decoys are not resampled (Dark Room's
-# recipe needs that); the model reads the token before each query itself (no prev_obs).
-_WATERMAZE_V1_DPT = DPT(dataclasses.replace(_WATERMAZE_V1_TRAIN, prev_obs=False, final_obs=False, updates=1000),
+# recipe needs that); the model reads the token before each query itself (no prev_obs). 750
+# updates: with 1000 its validation loss was lowest at 750 (0.593).
+_WATERMAZE_V1_DPT = DPT(dataclasses.replace(_WATERMAZE_V1_TRAIN, prev_obs=False, final_obs=False, updates=750),
                         context_source=SourceConfig(algo="oracle-eps", n_streams=8, total_steps=8 * 30 * 50, hyperparams={
                             "decoy": True, "eps_start": 0.2, "eps_end": 0.2, "true_prob": 0.3}),
                         query_source=SourceConfig(algo="oracle", n_streams=1, total_steps=100))
 
 # RL² on the bandit: Dark Room's recipe, trials of 10 episodes (1000 pulls) of one training
-# bandit; a rollout of 200 steps per env covers a fifth of a trial. 1M pulls of meta-training.
-_BANDIT_RL2 = RL2(RL2Config(total_steps=1_000_000))
+# bandit; a rollout of 200 steps per env covers a fifth of a trial. 250k pulls of meta-training
+# (with 1M it stayed flat within a trial: benchmarks/results/rl2_notes.md).
+_BANDIT_RL2 = RL2(RL2Config(total_steps=250_000))
 
 PRESETS: dict[str, dict[str, Preset]] = {
     "DarkRoom-v0": {
         "default": Preset(
             source=_DARK_ROOM_SOURCE,
-            methods=(*ad_and_ed(_DARK_ROOM_TRAIN, expert_updates=500), _DARK_ROOM_AD_EPS, _DARK_ROOM_DPT, _DARK_ROOM_RL2),
+            methods=(*ad_and_ed(_DARK_ROOM_TRAIN, expert_updates=300), _DARK_ROOM_AD_EPS, _DARK_ROOM_DPT, _DARK_ROOM_RL2),
             notes="2-core CPU, <= 30 minutes in all",
         ),
         "full": Preset(
@@ -235,9 +248,9 @@ PRESETS: dict[str, dict[str, Preset]] = {
     "DarkKeyToDoor-v1": {
         "default": Preset(
             source=_KEY_TO_DOOR_V1_SOURCE,
-            methods=(*ad_and_ed(_KEY_TO_DOOR_V1_TRAIN, expert_episodes=20, expert_updates=1000),
+            methods=(*ad_and_ed(_KEY_TO_DOOR_V1_DEFAULT_TRAIN, expert_episodes=20, expert_updates=300),
                      _KEY_TO_DOOR_V1_AD_EPS, _KEY_TO_DOOR_V1_DPT, _KEY_TO_DOOR_V1_AD_PS),
-            eval_seeds=(0, 1), train_tasks=300, test_tasks=40, notes="2-core CPU, <= 45 minutes in all",
+            eval_seeds=(0, 1), train_tasks=80, test_tasks=30, notes="2-core CPU, <= 30 minutes in all",
         ),
         "full": Preset(
             source=_KEY_TO_DOOR_V1_SOURCE,
@@ -255,9 +268,9 @@ PRESETS: dict[str, dict[str, Preset]] = {
     "Watermaze-v1": {
         "default": Preset(
             source=_WATERMAZE_V1_SOURCE,
-            methods=(*ad_and_ed(_WATERMAZE_V1_TRAIN, expert_episodes=None, expert_updates=500, expert_source=_WATERMAZE_EXPERT),
+            methods=(*ad_and_ed(_WATERMAZE_V1_DEFAULT_TRAIN, expert_episodes=None, expert_updates=300, expert_source=_WATERMAZE_EXPERT),
                      _WATERMAZE_V1_AD_EPS, _WATERMAZE_V1_DPT),
-            eval_episodes=50, notes="2-core CPU, <= 45 minutes in all",
+            eval_episodes=50, notes="2-core CPU, <= 30 minutes in all",
         ),
         "full": Preset(
             source=_WATERMAZE_V1_SOURCE,
@@ -270,7 +283,7 @@ PRESETS: dict[str, dict[str, Preset]] = {
             source=_BANDIT_SOURCE,
             methods=(*ad_and_ed(_BANDIT_TRAIN, expert_episodes=5, expert_updates=500, expert_source=_BANDIT_EXPERT),
                      _BANDIT_AD_EPS, _BANDIT_DPT, _BANDIT_RL2),
-            eval_episodes=10, eval_seeds=(0, 1), test_tasks=50, notes="2-core CPU, <= 45 minutes in all",
+            eval_episodes=10, eval_seeds=(0, 1), test_tasks=50, notes="2-core CPU, <= 30 minutes in all",
         ),
         # All 10 episodes of UCB's histories (AD also learns how UCB exploits later), twice the
         # updates, every task of every condition with 4 seeds.

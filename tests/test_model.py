@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from ad_gym.models import transformer
 from ad_gym.models.transformer import ADConfig, ADTransformer
 
 
@@ -65,17 +66,40 @@ def test_cached_steps_equal_full_recompute(context_len, options):
     assert cache.length == context_len - 1
 
 
+def packed_row(length: int, n_context: int, cut: int):
+    """A DPT-style packed row: context tokens, then a query episode played after the first ``cut``
+    of them; the query sees its own earlier tokens and the context before the cut."""
+    segment = torch.tensor([0] * n_context + [1] * (length - n_context))
+    position = torch.cat([torch.arange(n_context), torch.arange(length - n_context) + cut])
+    own = (segment[:, None] == segment[None, :]) & (position[None, :] <= position[:, None])
+    context = (segment[None, :] == 0) & (segment[:, None] == 1) & (position[None, :] < cut)
+    return position, own | context
+
+
+@pytest.mark.parametrize("rows", ["default", "packed"])
 @pytest.mark.parametrize("context_len, length", [(8, 40), (12, 13), (12, 6), (1, 7)])
-def test_chunked_attention_equals_whole_sequence_attention(context_len, length):
-    # Default rows attend in query chunks; explicit positions take the whole-sequence path.
+def test_chunked_attention_equals_whole_sequence_attention(context_len, length, rows, monkeypatch):
     model, tokens = make_model(context_len=context_len), random_tokens(length=length)
     model.train()
+    if rows == "packed":
+        position, allowed = packed_row(length, n_context=length // 2, cut=length // 4)
+        tokens |= {"positions": position.expand(3, length), "allowed": allowed.expand(3, length, length)}
     chunked = model(**tokens)
-    whole = model(**tokens, positions=torch.arange(length).expand(3, length))
+    monkeypatch.setattr(transformer, "attention_chunks", lambda T, *args, **kwargs: [(0, T, 0)])
+    whole = model(**tokens)
     torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=1e-5)
     grads = [torch.autograd.grad(out.square().sum(), list(model.parameters())) for out in (chunked, whole)]
     for chunked_grad, whole_grad in zip(*grads):
         torch.testing.assert_close(chunked_grad, whole_grad, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("banded, causal, chunks", [
+    (True, True, [(0, 100, 0), (100, 200, 0), (200, 300, 1)]),
+    (False, True, [(0, 100, 0), (100, 200, 0), (200, 300, 0)]),
+    (False, False, [(0, 300, 0)]),
+])
+def test_attention_chunks(banded, causal, chunks):
+    assert transformer.attention_chunks(300, 200, banded=banded, causal=causal) == chunks
 
 
 @pytest.mark.parametrize("prev_obs", [False, True])
