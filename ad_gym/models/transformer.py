@@ -228,7 +228,7 @@ def check_weights_fit(config: ADConfig, state_dict: dict[str, torch.Tensor]) -> 
     the config's numbers alone: a crafted config (a billion-token context, ten million layers)
     is refused before anything the size of its claims is built."""
     layers = {int(key.split(".")[1]) for key in state_dict if key.startswith("blocks.") and key.split(".")[1].isdigit()}
-    if layers != set(range(config.n_layer)):
+    if len(layers) != config.n_layer or layers != set(range(len(layers))):  # the count first: n_layer may be huge
         raise ValueError(f"the config has {config.n_layer} layers, the weights {len(layers)}")
     C = config.n_embd
     expected = {
