@@ -132,14 +132,8 @@ def iqm_table(curves: dict[str, np.ndarray], n_tasks: int, episodes=REPORT_EPISO
     and its 95% stratified bootstrap interval. Rows are task-major (``play_episodes``)."""
     episodes = [e for e in episodes if all(c.shape[1] >= e for c in curves.values())]
     lines = ["| method | " + " | ".join(f"ep {e}" for e in episodes) + " |", "| --- |" + " --- |" * len(episodes)]
-    for name, returns in curves.items():
-        if len(returns) % n_tasks:
-            raise ValueError(f"{name}: {len(returns)} rows do not divide into {n_tasks} tasks")
-        cells = []
-        for e in episodes:
-            scores = returns[:, e - 1].reshape(n_tasks, -1)
-            low, high = stratified_bootstrap_ci(scores)
-            cells.append(f"{float(interquartile_mean(scores.reshape(-1))):.2f} [{low:.2f}, {high:.2f}]")
+    for name, entry in leaderboard_data(curves, n_tasks, episodes).items():
+        cells = [f"{c['iqm']:.2f} [{c['low']:.2f}, {c['high']:.2f}]" for c in (entry["iqm"][str(e)] for e in episodes)]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -36,6 +36,7 @@ from ad_gym.checkpoints import (
 from ad_gym.envs.tasks import canonical_env_id
 from ad_gym.models.transformer import ADConfig, ADTransformer, KVCache, check_weights_fit
 
+
 class ContextDroppedWarning(UserWarning):
     """``predict`` was called without a state after transitions were observed: the context that
     held them was dropped (SB3's plain ``action, _ = model.predict(obs)`` idiom)."""

@@ -22,6 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ad_gym.settings import config_from_pairs
+
 
 @dataclass
 class ADConfig:
@@ -72,11 +74,7 @@ class ADConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ADConfig":
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown ADConfig fields {sorted(unknown)}")
-        return cls(**data)
+        return config_from_pairs(cls, data)
 
 
 @dataclass
@@ -204,9 +202,15 @@ def pixel_convs(channels: int, height: int, width: int) -> tuple[nn.Sequential, 
         nn.Conv2d(channels, 16, kernel_size=4, stride=4), nn.ReLU(),
         nn.Conv2d(16, 32, kernel_size=3, stride=2), nn.ReLU(), nn.Flatten(),
     )
-    with torch.no_grad():
-        flat = convs(torch.zeros(1, channels, height, width)).shape[1]
-    return convs, flat
+    # The output size by arithmetic, not by running a frame: a checkpoint's config may claim any
+    # frame size, and `check_weights_fit` asks for it before anything that large is allocated.
+    h, w = height, width
+    for conv in (layer for layer in convs if isinstance(layer, nn.Conv2d)):  # unpadded, undilated
+        h, w = (h - conv.kernel_size[0]) // conv.stride[0] + 1, (w - conv.kernel_size[1]) // conv.stride[1] + 1
+        channels = conv.out_channels
+    if min(h, w) < 1:
+        raise ValueError(f"frames of {height}x{width} pixels are too small for the pixel encoder")
+    return convs, channels * h * w
 
 
 class ImageEncoder(nn.Module):
@@ -241,9 +245,8 @@ def check_weights_fit(config: ADConfig, state_dict: dict[str, torch.Tensor]) -> 
     if config.image_shape is None:
         expected["obs_embedding.weight"] = (sum(config.obs_nvec), C)
     else:
-        height, width, _ = config.image_shape
-        h, w = ((height - 4) // 4 + 1 - 3) // 2 + 1, ((width - 4) // 4 + 1 - 3) // 2 + 1  # after `pixel_convs`
-        expected["image_encoder.linear.weight"] = (C, 32 * max(h, 0) * max(w, 0))
+        height, width, channels = config.image_shape
+        expected["image_encoder.linear.weight"] = (C, pixel_convs(channels, height, width)[1])
     wrong = [f"{key} {tuple(state_dict[key].shape) if key in state_dict else 'missing'} (config: {shape})"
              for key, shape in expected.items() if key not in state_dict or tuple(state_dict[key].shape) != shape]
     if wrong:
