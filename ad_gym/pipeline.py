@@ -86,7 +86,8 @@ def run_pipeline(
                 folder = data.collections[(collection.name, split)] = histories / f"{collection.name}-{split}"
                 collect(
                     env_id, folder, split=split, config=collection.source, seed=seed,
-                    max_tasks=preset.train_tasks if split == "train" else preset.test_tasks, workers=workers, progress=progress,
+                    max_tasks=(collection.train_tasks or preset.train_tasks) if split == "train" else preset.test_tasks,
+                    workers=workers, progress=progress,
                 )
 
     for method in preset.methods:
@@ -197,8 +198,8 @@ def method_collections(preset: Preset) -> list[Collection]:
     for method in preset.methods:
         for collection in method.collections():
             known = by_name.setdefault(collection.name, collection)
-            if known.source != collection.source:
-                raise ValueError(f"two methods ask for histories named {collection.name!r} with different sources")
+            if (known.source, known.train_tasks) != (collection.source, collection.train_tasks):
+                raise ValueError(f"two methods ask for histories named {collection.name!r} with different sources or train_tasks")
             if known.splits != collection.splits:
                 by_name[collection.name] = dataclasses.replace(known, splits=tuple(dict.fromkeys(known.splits + collection.splits)))
     return list(by_name.values())

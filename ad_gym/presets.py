@@ -55,6 +55,11 @@ class Preset:
         return data
 
 
+def _updates(method: Method, updates: int) -> Method:
+    """``method`` trained ``updates`` times, all else equal."""
+    return dataclasses.replace(method, config=dataclasses.replace(method.config, updates=updates))
+
+
 def ad_and_ed(train: TrainConfig, expert_episodes: int | None = 20, expert_updates: int | None = None,
               expert_source: SourceConfig | None = None) -> tuple[Method, Method]:
     """AD on the source's histories and its control, ED, trained ``expert_updates`` times (default: AD's)."""
@@ -134,9 +139,10 @@ _KEY_TO_DOOR_TRAIN = TrainConfig(every_k=1, max_episodes=20, updates=3000)
 # (benchmarks/results/keytodoor_recipe.md).
 _KEY_TO_DOOR_V1_SOURCE = SourceConfig(algo="a2c", n_streams=32, total_steps=64_000)
 _KEY_TO_DOOR_V1_TRAIN = TrainConfig(every_k=1, max_episodes=None, updates=5000, warmup=200)
-# This default takes ~100 minutes. Cut to 80 train / 30 held-out pairs, AD and AD-PS 1500 updates,
-# ED 300, AD-ε and DPT 750, it took 31.7 minutes and AD-PS fell from 2.00 to 1.45 at episode 50
-# (benchmarks/results/methods_notes.md, 2026-11-30 sixth session), so it stays as it is for now.
+# The default fits 30 minutes by running the A2C source (3.6 s a pair) on 40 train pairs only,
+# while the oracle-made histories (seconds for hundreds of pairs) cover more: AD-PS keeps its
+# probe's 300 pairs and 2000 updates (cut to 80 pairs and 1500 updates it fell from 2.00 to 1.45
+# at episode 50: benchmarks/results/methods_notes.md). AD, ED, AD-ε and DPT train shorter.
 # AD-ε: the oracle (key, then door) with random moves decaying over the first 30 of
 # each stream's 40 episodes, 16 streams.
 _KEY_TO_DOOR_V1_AD_EPS = ADEps(TrainConfig(every_k=1, max_episodes=None, updates=2000, warmup=200),
@@ -242,9 +248,11 @@ PRESETS: dict[str, dict[str, Preset]] = {
     "DarkKeyToDoor-v1": {
         "default": Preset(
             source=_KEY_TO_DOOR_V1_SOURCE,
-            methods=(*ad_and_ed(_KEY_TO_DOOR_V1_TRAIN, expert_episodes=20, expert_updates=1000),
-                     _KEY_TO_DOOR_V1_AD_EPS, _KEY_TO_DOOR_V1_DPT, _KEY_TO_DOOR_V1_AD_PS),
-            eval_seeds=(0, 1), train_tasks=300, test_tasks=40, notes="2-core CPU, ~100 minutes in all",
+            methods=(*ad_and_ed(dataclasses.replace(_KEY_TO_DOOR_V1_TRAIN, updates=1000), expert_episodes=20, expert_updates=300),
+                     _updates(dataclasses.replace(_KEY_TO_DOOR_V1_AD_EPS, train_tasks=150), 500),
+                     _updates(dataclasses.replace(_KEY_TO_DOOR_V1_DPT, train_tasks=150), 750),
+                     dataclasses.replace(_KEY_TO_DOOR_V1_AD_PS, train_tasks=300)),
+            eval_seeds=(0, 1), train_tasks=40, test_tasks=30, notes="2-core CPU, <= 30 minutes in all",
         ),
         "full": Preset(
             source=_KEY_TO_DOOR_V1_SOURCE,

@@ -171,6 +171,20 @@ def test_dpt_and_ad_eps_train_and_play_on_every_family_with_an_oracle(env_id, tm
     assert result.curves["DPT"].shape == result.curves["AD-ε"].shape == (len(tasks(env_id, "test")[:1]), 2)
 
 
+def test_a_method_may_record_its_oracle_histories_on_more_train_tasks_than_the_source(tmp_path):
+    ad_eps = ADEps(dataclasses.replace(TINY_TRAIN, every_k=1, max_episodes=None, updates=2),
+                   source=SourceConfig(algo="oracle-eps", n_streams=2, total_steps=400), train_tasks=3)
+    run_pipeline("DarkRoom-v0", tiny_preset(ad_eps), tmp_path, workers=1, progress=False)
+    histories = tmp_path / "histories"
+    assert len(load_histories(histories / "train")) == 2  # the preset's train_tasks bound the RL source
+    assert len(load_histories(histories / "oracle-eps-train")) == 3
+    assert len(load_histories(histories / "oracle-eps-test")) == 2  # held-out tasks are the preset's
+    meta, _ = load_checkpoint(tmp_path / "ad-eps" / "checkpoint.pt")
+    assert len(meta["train_tasks"]) == 3
+    with pytest.raises(ValueError, match="train_tasks"):
+        ADEps(train_tasks=0).collections()
+
+
 @pytest.mark.parametrize("bad, message", [
     ({"queries_per_row": 0}, "queries_per_row"),
     ({"config": dataclasses.replace(TINY_TRAIN, prev_obs=True)}, "prev_obs"),

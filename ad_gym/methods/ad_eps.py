@@ -26,13 +26,14 @@ class ADEps(AD):
 
     config: TrainConfig = field(default_factory=TrainConfig)
     source: SourceConfig = field(default_factory=lambda: SourceConfig(algo="oracle-eps", n_streams=16, total_steps=9600))
+    train_tasks: int | None = None  # train tasks its histories cover (None: the preset's); see Collection
 
     def __post_init__(self):
         if self.source.algo != "oracle-eps":
             raise ValueError(f"AD-ε records its histories with algo 'oracle-eps', got {self.source.algo!r}")
 
     def collections(self) -> list[Collection]:
-        return [Collection("oracle-eps", self.source)]
+        return [Collection("oracle-eps", self.source, train_tasks=self.train_tasks)]
 
     def train_folders(self, data: RunData) -> list[Path]:
         return [data.folder(self.collections()[0], "train")]

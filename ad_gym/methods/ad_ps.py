@@ -42,4 +42,4 @@ class ADPS(ADEps):
                              f"(e.g. ad_gym.methods.ad_ps.EXPLORER), got {self.source.hyperparams}")
 
     def collections(self) -> list[Collection]:
-        return [Collection("explorer", self.source)]
+        return [Collection("explorer", self.source, train_tasks=self.train_tasks)]

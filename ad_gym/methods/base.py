@@ -35,6 +35,15 @@ class Collection:
     name: str  # folder name under the run's histories/: <name>-<split>
     source: SourceConfig
     splits: tuple[str, ...] = ("train", "test")
+    # The first N train tasks (None: the preset's train_tasks). An oracle's histories cost seconds
+    # where the RL source's cost minutes per task, so a method may train on more tasks than the
+    # source was run on; held-out tasks are always the preset's.
+    train_tasks: int | None = None
+
+    def __post_init__(self):
+        if self.train_tasks is not None and (isinstance(self.train_tasks, bool) or not isinstance(self.train_tasks, int)
+                                             or self.train_tasks < 1):
+            raise ValueError(f"train_tasks must be a positive integer or None, got {self.train_tasks!r}")
 
 
 @dataclass

@@ -73,6 +73,7 @@ class DPT(Method):
     query_source: SourceConfig = field(default_factory=_query_source)  # the episodes that are the queries
     queries_per_row: int = 4  # query episodes sharing one context window in a training row
     label_steps: str = "tail"  # which query steps carry the oracle's label: see QueryEpisodeSampler
+    train_tasks: int | None = None  # train tasks its contexts and queries cover (None: the preset's); see Collection
 
     def __post_init__(self):
         if isinstance(self.queries_per_row, bool) or not isinstance(self.queries_per_row, int) or self.queries_per_row < 1:
@@ -90,7 +91,8 @@ class DPT(Method):
             raise ValueError("DPT does not support prev_obs or final_obs models yet")
 
     def collections(self) -> list[Collection]:
-        return [Collection("dpt-context", self.context_source), Collection("dpt-queries", self.query_source)]
+        return [Collection("dpt-context", self.context_source, train_tasks=self.train_tasks),
+                Collection("dpt-queries", self.query_source, train_tasks=self.train_tasks)]
 
     def _samplers(self, data: RunData, seed: int, labels: bool = True,
                   ) -> tuple["QueryEpisodeSampler", "QueryEpisodeSampler", dict[str, Any]]:
