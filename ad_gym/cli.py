@@ -30,15 +30,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.exit(130, "interrupted; finished tasks are kept and a rerun resumes\n")
 
 
-def positive_int(text: str) -> int:
+def positive_int(text: str, least: int = 1, kind: str = "a positive integer") -> int:
     """argparse type: an integer >= 1, refused with a usage error otherwise."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"expected {kind}, got {value}")
     return value
+
+
+def seed_int(text: str) -> int:
+    """argparse type of --seed: an integer >= 0 (numpy's and torch's seeds are)."""
+    return positive_int(text, least=0, kind="a non-negative integer")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a hyperparameter of the algorithm, VALUE parsed as JSON (e.g. --hp learning_rate=1e-3 "
         "--hp 'policy_kwargs={\"net_arch\": [128, 128]}'); repeatable",
     )
-    collect.add_argument("--seed", type=int, default=0, help="seed of the whole collection (default: 0)")
+    collect.add_argument("--seed", type=seed_int, default=0, help="seed of the whole collection (default: 0)")
     collect.add_argument("--workers", type=int, help="parallel processes (default: every core)")
     collect.add_argument("--no-progress", action="store_true", help="no progress bar")
     collect.set_defaults(handler=run_collect)
@@ -94,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("env_id", nargs="?", default="DarkRoom-v0", help="env id (default: DarkRoom-v0)")
     run.add_argument("--preset", default="default", help="named settings (default: default)")
     run.add_argument("--out", help="output folder (default: runs/<ENV_ID>-<PRESET>)")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--seed", type=seed_int, default=0)
     run.add_argument("--workers", type=int, help="processes for collection and for training methods side by side "
                      "(default: every core; 1: one method at a time)")
     run.add_argument("--no-progress", action="store_true")

@@ -162,7 +162,8 @@ def test_predict_twice_without_reward_is_refused(agent):
 
 @pytest.mark.parametrize(
     "reward, done, error",
-    [(float("nan"), False, ValueError), (None, False, ValueError), ("one", False, TypeError), (0.0, "False", TypeError)],
+    [(float("nan"), False, ValueError), (None, False, ValueError), ("one", False, TypeError), (0.0, "False", TypeError),
+     (1e30, False, ValueError), (-1e7, False, ValueError)],
 )
 def test_bad_rewards_and_done_flags_are_refused_and_leave_the_context_intact(agent, reward, done, error):
     _, state = agent.predict(np.array([4, 4]))
@@ -221,6 +222,14 @@ def test_a_checkpoint_claiming_a_huge_model_is_refused_before_building_it(tiny_c
     with pytest.raises(CheckpointError, match="do not"):
         ADAgent.load(crafted)
     assert time.perf_counter() - start < 2
+
+
+def test_a_checkpoint_whose_env_id_disagrees_with_its_model_fails_on_load(tiny_checkpoint, tmp_path):
+    meta, payload = load_checkpoint(tiny_checkpoint)
+    meta["env_id"] = "DarkRoomHard-v0"  # 17x17 cells; the model embeds 9x9
+    crafted = save_checkpoint(tmp_path / "crafted.pt", meta, {"model": payload["model"]})
+    with pytest.raises(CheckpointError, match="do not fit its env DarkRoomHard-v0"):
+        ADAgent.load(crafted)
 
 
 def test_the_shape_check_agrees_with_the_pixel_encoder():

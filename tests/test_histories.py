@@ -266,3 +266,18 @@ def test_malformed_files_are_a_history_file_error(tmp_path, make_file):
     make_file(path)
     with pytest.raises(HistoryFileError, match="x.npz"):
         read_history(path)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda h: h.actions.__setitem__((0, 3), 5), r"actions lie in \[0, 5\], outside Discrete\(5\)"),
+    (lambda h: h.observations.__setitem__((1, 0, 0), 9), r"observations lie in \[0, 9\], outside MultiDiscrete"),
+    (lambda h: setattr(h, "observations", h.observations + 0.5), "observations are float64, expected integers"),
+    (lambda h: setattr(h, "observations", h.observations[..., :1]), r"observations have shape \(1,\) per step"),
+])
+def test_contents_outside_the_envs_spaces_are_refused_on_load_naming_file_and_field(tmp_path, change, message):
+    history = make_history()
+    change(history)
+    path = save_history(history, tmp_path / "bad.npz")
+    with pytest.raises(HistoryFileError, match=message) as error:
+        load_histories(tmp_path)
+    assert str(path) in str(error.value)

@@ -106,9 +106,12 @@ class ADAgent:
         refuse_other_env(path, meta, env_id, env)
         try:
             config = ADConfig.from_dict(meta["model"])
+            _check_config_fits_env(path, config, meta["env_id"])
             check_weights_fit(config, payload["model"])  # before building: the config may claim any size
             model = ADTransformer(config)
             model.load_state_dict(payload["model"])
+        except CheckpointError:
+            raise
         except (KeyError, TypeError, RuntimeError, ValueError, AttributeError) as exc:
             raise CheckpointError(f"{path}: the weights do not match the model config ({exc})") from exc
         agent = cls(model, meta, **kwargs)
@@ -363,6 +366,23 @@ class ADAgent:
         return obs.reshape(obs.shape[0], -1).astype(np.int64), vectorized
 
 
+def _check_config_fits_env(path, config: ADConfig, env_id: str) -> None:
+    """A CheckpointError if the model reads other observations or actions than its env has, so a
+    checkpoint with a wrong env_id fails on load instead of at its first predict."""
+    from ad_gym.training import env_shapes
+
+    shapes = env_shapes(canonical_env_id(env_id))
+    model = {"obs_nvec": tuple(config.obs_nvec), "image_shape": tuple(config.image_shape or ()) or None,
+             "n_actions": config.n_actions}
+    env = {"obs_nvec": tuple(shapes["obs_nvec"]), "image_shape": shapes.get("image_shape"), "n_actions": shapes["n_actions"]}
+    if model != env:
+        raise CheckpointError(f"{path}: its model's observations and actions {model} do not fit its env {env_id}'s "
+                              f"{env}; the checkpoint's env_id or model config is wrong")
+
+
+MAX_REWARD = 1e6  # every family's rewards are within ±1; far larger ones are a caller's bug
+
+
 def _finite_rewards(reward) -> np.ndarray:
     try:
         rewards = np.asarray(reward, dtype=np.float32).reshape(-1)
@@ -370,6 +390,9 @@ def _finite_rewards(reward) -> np.ndarray:
         raise TypeError(f"reward must be a number or an array of numbers, got {reward!r}") from exc
     if not np.isfinite(rewards).all():
         raise ValueError(f"reward must be finite, got {reward!r}")
+    if (np.abs(rewards) > MAX_REWARD).any():
+        # Accepted, it would overflow the model's layer norms into NaN and spoil every later predict.
+        raise ValueError(f"reward must be within ±{MAX_REWARD:g} (the model embeds it as a number), got {reward!r}")
     return rewards
 
 

@@ -36,6 +36,7 @@ complete; a truncated or corrupted one is reported as `HistoryFileError`.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -258,8 +259,62 @@ def load_histories(path: str | os.PathLike, env_id: str | None = None) -> list[H
             raise HistoryFileError(f"expected {wanted} histories, but {wrong[:3]} hold other envs' histories")
     else:
         check_one_env(histories, repr(str(path)))
+    for history in histories:
+        check_in_spaces(history)
     histories.sort(key=lambda h: (h.metadata.get("task_index", 0), str(h.path)))
     return histories
+
+
+@functools.lru_cache(maxsize=None)
+def _spaces(env_id: str):
+    import gymnasium as gym
+
+    env = gym.make(env_id)
+    spaces = env.observation_space, env.action_space
+    env.close()
+    return spaces
+
+
+def check_in_spaces(history: History) -> None:
+    """A HistoryFileError naming the file and the field if its actions or observations lie outside
+    its env's spaces (a model would index past its embeddings, or read truncated floats). Histories
+    of an env this ad_gym does not register are not checked."""
+    from ad_gym.envs.tasks import env_ids
+
+    if history.env_id not in env_ids():
+        return
+    observation_space, action_space = _spaces(history.env_id)
+    where = f"{history.path or 'history'} ({history.env_id})"
+    _check_in_space(history.actions, action_space, f"{where}: actions")
+    for name in ("observations", NEXT_OBSERVATIONS):
+        values = getattr(history, name)
+        if values is not None:  # pixels: every distinct view is a row of the table
+            _check_in_space(values.table if isinstance(values, IndexedObservations) else values,
+                            observation_space, f"{where}: {name}", leading=1 if isinstance(values, IndexedObservations) else 2)
+
+
+def _check_in_space(values: np.ndarray, space, what: str, leading: int = 2) -> None:
+    import gymnasium as gym
+
+    if values.shape[leading:] != space.shape:
+        raise HistoryFileError(f"{what} have shape {values.shape[leading:]} per step, expected {space.shape} of {space}")
+    if isinstance(space, (gym.spaces.Discrete, gym.spaces.MultiDiscrete)) or np.issubdtype(space.dtype, np.integer):
+        if not np.issubdtype(values.dtype, np.integer):
+            raise HistoryFileError(f"{what} are {values.dtype}, expected integers of {space}")
+    elif not np.all(np.isfinite(values)):
+        raise HistoryFileError(f"{what} hold NaN or infinite values")
+    if values.size == 0:
+        return
+    if isinstance(space, gym.spaces.Discrete):
+        low, high = space.start, space.start + space.n - 1
+    elif isinstance(space, gym.spaces.MultiDiscrete):
+        low, high = space.start, space.start + space.nvec - 1
+    elif isinstance(space, gym.spaces.Box):
+        low, high = space.low, space.high
+    else:
+        return
+    if not (np.all(values >= low) and np.all(values <= high)):
+        raise HistoryFileError(f"{what} lie in [{values.min()}, {values.max()}], outside {space}")
 
 
 def _shared_table(observations, next_observations):

@@ -98,16 +98,63 @@ class SourceConfig:
             raise ValueError(f"hyperparams may not set {sorted(reserved)}: they are fixed by ad_gym")
         import inspect
 
-        allowed = set(inspect.signature(algo_class.__init__).parameters) - {"self"}
+        parameters = inspect.signature(algo_class.__init__).parameters
+        allowed = set(parameters) - {"self"}
         unknown = set(self.hyperparams) - allowed
         if unknown:
             raise ValueError(f"{sorted(unknown)} are not {algo_class.__name__} arguments; allowed: {sorted(allowed)}")
+        for key, value in self.hyperparams.items():
+            check_sb3_value(algo_class.__name__, key, value, parameters[key].default)
 
     def algo_kwargs(self) -> dict[str, Any]:
         return {**DEFAULT_HYPERPARAMS[self.algo], **self.hyperparams}
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "algo_kwargs": self.algo_kwargs()}
+
+
+# SB3 arguments whose bad values SB3 accepts and fails on only mid-training (n_steps=0 is an
+# UnboundLocalError at the first rollout), or never (gamma=1.5 trains on).
+_POSITIVE = {"learning_rate", "n_steps", "batch_size", "n_epochs", "buffer_size", "target_update_interval",
+             "max_grad_norm", "clip_range", "stats_window_size"}
+_NON_NEGATIVE = {"learning_starts", "ent_coef", "vf_coef"}
+_UNIT_INTERVAL = {"gamma", "gae_lambda", "tau", "exploration_fraction", "exploration_initial_eps", "exploration_final_eps"}
+
+
+def _looks_numeric(value: Any) -> bool:
+    try:
+        float(value)
+        return isinstance(value, str)
+    except (TypeError, ValueError):
+        return False
+
+
+def check_sb3_value(algo: str, key: str, value: Any, default: Any) -> None:
+    """Refuse a hyperparameter value of the wrong type or range for an SB3 argument, where the
+    argument's SB3 default (a number, a flag) says what it takes."""
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if key == "train_freq" and isinstance(value, (list, tuple)):
+        return  # DQN's (frequency, unit) form: SB3 checks it
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise TypeError(f"{algo} argument {key} takes true or false, got {value!r}")
+        return
+    if isinstance(default, (int, float)) or key in _POSITIVE | _NON_NEGATIVE | _UNIT_INTERVAL:
+        if isinstance(default, (int, float)) and not is_number:
+            hint = " (read as a string: not a JSON number; write e.g. 0.99, not .99)" if _looks_numeric(value) else ""
+            raise TypeError(f"{algo} argument {key} takes a number like its default {default!r}, got {value!r}{hint}")
+        if not is_number:
+            return  # e.g. PPO's clip_range as a schedule: SB3 checks it
+        if not np.isfinite(value):
+            raise ValueError(f"{algo} argument {key} must be a finite number, got {value!r}")
+        if isinstance(default, int) and not isinstance(value, int):
+            raise TypeError(f"{algo} argument {key} takes a whole number like its default {default!r}, got {value!r}")
+        if key in _POSITIVE and value <= 0:
+            raise ValueError(f"{algo} argument {key} must be > 0, got {value!r}")
+        if key in _NON_NEGATIVE and value < 0:
+            raise ValueError(f"{algo} argument {key} must be >= 0, got {value!r}")
+        if key in _UNIT_INTERVAL and not 0 <= value <= 1:
+            raise ValueError(f"{algo} argument {key} must be in [0, 1], got {value!r}")
 
 
 def task_seed(seed: int, task_index: int) -> int:
