@@ -27,3 +27,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_orphaned_temps(folder: str | os.PathLike) -> list[Path]:
+    """Delete the hidden ``.*.tmp`` files `atomic_write` left in ``folder`` when a writer was
+    killed before its rename; a folder is written by one job at a time, so none is in use."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    orphans = [p for p in folder.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp") and p.is_file()]
+    for orphan in orphans:
+        orphan.unlink(missing_ok=True)
+    return orphans

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ad_gym import stages
-from ad_gym.atomic import atomic_write
+from ad_gym.atomic import atomic_write, remove_orphaned_temps
 from ad_gym.checkpoints import CHECKPOINT, IMITATION_METHOD, as_json, checkpoint_method, load_checkpoint, save_checkpoint
 from ad_gym.data.histories import History, check_one_env, load_histories
 from ad_gym.data.windows import SequenceSampler, build_sequences
@@ -269,6 +269,7 @@ def fit(
     ``log_dir`` (default: ``out``)."""
     out = Path(out)
     checkpoint_path = out / CHECKPOINT
+    remove_orphaned_temps(out)  # left by a run killed mid-save
     set_threads(config.threads)
     torch.manual_seed(config.seed)
     generator = sampler.generator

@@ -19,6 +19,7 @@ import ad_gym
 from ad_gym.sources import HistoryRecorder
 from ad_gym.sources.collect import collect
 from ad_gym.sources.sb3 import SourceConfig, learn_task
+from tests.processes import HAS_PROC, alive, children
 from tests.rules import HORIZON, RULES, rules_of
 
 ENV_IDS = list(RULES)
@@ -303,23 +304,7 @@ def test_oracle_source_records_expert_demonstrations(env_id):
         assert (returns == env.unwrapped.optimal_return()).all()
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except OSError:
-        return []
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return "\nState:\tZ" not in f.read()  # a zombie has exited
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="reads the process tree from /proc")
+@pytest.mark.skipif(not HAS_PROC, reason="reads the process tree from /proc")
 def test_collection_workers_exit_when_the_job_is_killed(tmp_path):
     script = tmp_path / "job.py"
     script.write_text(textwrap.dedent(f"""
@@ -333,19 +318,29 @@ def test_collection_workers_exit_when_the_job_is_killed(tmp_path):
     workers: list[int] = []
     try:
         deadline = time.monotonic() + 120
-        while len(_children(job.pid)) < 2 and time.monotonic() < deadline:
+        while len(children(job.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.2)
-        workers = _children(job.pid)
+        workers = children(job.pid)
         assert len(workers) >= 2, "the job never started its workers"
         time.sleep(5)  # let them start learning
         job.kill()  # SIGKILL: the job gets no chance to shut its pool down
         job.wait()
         deadline = time.monotonic() + 15
-        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        while any(alive(w) for w in workers) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not any(_alive(w) for w in workers), "workers kept running after their job was killed"
+        assert not any(alive(w) for w in workers), "workers kept running after their job was killed"
     finally:
         job.kill()
         for worker in workers:
-            if _alive(worker):
+            if alive(worker):
                 os.kill(worker, 9)
+
+
+def test_sb3_learners_keep_their_own_logs_only_when_asked(tmp_path):
+    config = SourceConfig(n_streams=2, total_steps=1200)  # A2C: 120 updates, logged at the 100th
+    collect("DarkRoom-v0", tmp_path / "quiet", config=config, max_tasks=1, workers=1, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["quiet"]
+    collect("DarkRoom-v0", tmp_path / "h", config=config, max_tasks=1, workers=1, progress=False, sb3_log_dir=tmp_path / "logs")
+    (log,) = (tmp_path / "logs").glob("*/progress.csv")
+    header, *rows = log.read_text().splitlines()
+    assert "time/total_timesteps" in header and "train/entropy_loss" in header and len(rows) == 1
