@@ -63,6 +63,22 @@ def test_interrupted_training_resumes_to_the_same_weights(tiny_histories, tmp_pa
         torch.testing.assert_close(a[name], b[name], msg=name)
 
 
+def test_an_unfinished_checkpoint_loaded_and_saved_by_the_agent_still_resumes(tiny_histories, tmp_path):
+    from ad_gym.agents import ADAgent
+
+    train_dir, _ = tiny_histories
+    config = dataclasses.replace(TINY_TRAIN, updates=20, eval_every=20)
+    straight = train(train_dir, tmp_path / "straight", config, progress=False)
+    partial = train(train_dir, tmp_path / "partial", config, progress=False, until=10)
+    (tmp_path / "copy").mkdir()
+    ADAgent.load(partial).save(tmp_path / "copy")  # a folder: copy/checkpoint.pt
+    assert not load_checkpoint(tmp_path / "copy" / "checkpoint.pt")[0]["finished"]
+    resumed = train(train_dir, tmp_path / "copy", config, progress=False)
+    a, b = load_checkpoint(straight)[1]["model"], load_checkpoint(resumed)[1]["model"]
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], msg=name)
+
+
 def test_a_finished_run_is_never_overwritten(tiny_checkpoint, tiny_histories):
     before = tiny_checkpoint.stat().st_mtime_ns
     train(tiny_histories[0], tiny_checkpoint.parent, TINY_TRAIN, val_path=tiny_histories[1], progress=False)

@@ -85,6 +85,7 @@ class ADAgent:
         self.generator = torch.Generator().manual_seed(seed if seed is not None else torch.seed() % 2**63)
         self._active: ADContext | None = None
         self._observed = False  # transitions observed since the last reset or fresh context
+        self._resume_state: dict[str, Any] = {}  # an unfinished checkpoint's optimizer and sampler states
 
     # -- persistence -----------------------------------------------------------------------
 
@@ -115,6 +116,7 @@ class ADAgent:
         except (KeyError, TypeError, RuntimeError, ValueError, AttributeError) as exc:
             raise CheckpointError(f"{path}: the weights do not match the model config ({exc})") from exc
         agent = cls(model, meta, **kwargs)
+        agent._resume_state = {key: value for key, value in payload.items() if key != "model" and not meta.get("finished")}
         if env is not None:
             agent.check_spaces(env)
         return agent
@@ -133,8 +135,9 @@ class ADAgent:
         """Write the model as a checkpoint file; given an existing folder, as ``folder/checkpoint.pt``."""
         if Path(path).is_dir():
             path = Path(path) / CHECKPOINT
-        meta = {**self.meta, "finished": True}
-        return save_checkpoint(path, meta, {"model": self.model.state_dict()})
+        # An unfinished training checkpoint stays one: its optimizer and sampler states go back with
+        # it, so `train` can still resume from the copy.
+        return save_checkpoint(path, self.meta, {**self._resume_state, "model": self.model.state_dict()})
 
     # -- acting ----------------------------------------------------------------------------
 
