@@ -41,6 +41,13 @@ def positive_int(text: str, least: int = 1, kind: str = "a positive integer") ->
     return value
 
 
+def folder_path(text: str) -> str:
+    """argparse type of output folders: an empty string is refused, not taken for the default."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a folder path, got an empty string")
+    return text
+
+
 def seed_int(text: str) -> int:
     """argparse type of --seed: an integer >= 0 (numpy's and torch's seeds are)."""
     return positive_int(text, least=0, kind="a non-negative integer")
@@ -66,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     collect.add_argument("env_id", help=f"one of {env_ids()} (or ad_gym/<id>)")
     collect.add_argument("--split", default="train", help=f"task split: {', '.join(SPLITS)}, or a family's own condition such as 'even' (default: train)")
-    collect.add_argument("--out", help="output folder (default: histories/<ENV_ID>-<SPLIT>)")
+    collect.add_argument("--out", type=folder_path, help="output folder (default: histories/<ENV_ID>-<SPLIT>)")
     collect.add_argument("--max-tasks", type=int, help="collect only the first N tasks of the split")
     collect.add_argument(
         "--steps", type=int, default=defaults.total_steps, help=f"env steps per task, all streams together (default: {defaults.total_steps})"
@@ -85,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     collect.add_argument("--seed", type=seed_int, default=0, help="seed of the whole collection (default: 0)")
     collect.add_argument("--workers", type=int, help="parallel processes (default: every core)")
+    collect.add_argument("--sb3-log", type=folder_path, metavar="DIR", help="keep each SB3 learner's own logs in DIR/<task>/ "
+                         "(progress.csv; TensorBoard too when installed), like SB3's tensorboard_log=")
     collect.add_argument("--no-progress", action="store_true", help="no progress bar")
     collect.set_defaults(handler=run_collect)
 
@@ -98,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("env_id", nargs="?", default="DarkRoom-v0", help="env id (default: DarkRoom-v0)")
     run.add_argument("--preset", default="default", help="named settings (default: default)")
-    run.add_argument("--out", help="output folder (default: runs/<ENV_ID>-<PRESET>)")
+    run.add_argument("--out", type=folder_path, help="output folder (default: runs/<ENV_ID>-<PRESET>)")
     run.add_argument("--seed", type=seed_int, default=0)
     run.add_argument("--workers", type=int, help="processes for collection and for training methods side by side "
                      "(default: every core; 1: one method at a time)")
@@ -116,10 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("histories", nargs="+", help="folder of training histories; several folders (e.g. collections "
                        "of the same tasks with different --seed) are trained on together")
     train.add_argument("--val", help="folder of held-out-task histories for the validation loss")
-    train.add_argument("--out", required=True, help="output folder (checkpoint.pt)")
+    train.add_argument("--out", type=folder_path, required=True, help="output folder (checkpoint.pt)")
     train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                        help="a TrainConfig field, e.g. --set updates=3000 --set every_k=4; repeatable")
-    train.add_argument("--log-dir", help="where the training log goes as it runs: train_log.csv (one row per logged "
+    train.add_argument("--log-dir", type=folder_path, help="where the training log goes as it runs: train_log.csv (one row per logged "
                        "update), training.png, TensorBoard scalars if tensorboard is installed (default: --out)")
     train.add_argument("--no-progress", action="store_true")
     train.set_defaults(handler=run_train)
@@ -169,7 +178,7 @@ def parse_pairs(pairs: list[str], option: str) -> dict[str, Any]:
 
 
 def run_collect(args) -> int:
-    from ad_gym.data.histories import load_histories
+    from ad_gym.data.histories import read_history
     from ad_gym.envs.tasks import canonical_env_id, family
     from ad_gym.sources.collect import collect
     from ad_gym.sources.sb3 import SourceConfig
@@ -181,11 +190,11 @@ def run_collect(args) -> int:
                           hyperparams=parse_hyperparams(args.hp), policy=args.policy)
     results = collect(
         env_id, out, split=args.split, config=config, seed=args.seed, max_tasks=args.max_tasks,
-        workers=args.workers, progress=not args.no_progress,
+        workers=args.workers, progress=not args.no_progress, sb3_log_dir=args.sb3_log,
     )
     skipped = sum(r.skipped for r in results)
     print(f"\n{len(results)} task histories in {out} ({skipped} already there, {len(results) - skipped} collected now)\n")
-    print(summarize(load_histories(out, env_id=env_id)))
+    print(summarize([read_history(r.path) for r in results]))  # only this collection's files: others may sit beside them
     return 0
 
 

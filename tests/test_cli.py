@@ -3,6 +3,7 @@
 import json
 from dataclasses import fields
 
+import numpy as np
 import pytest
 
 import ad_gym
@@ -39,7 +40,8 @@ def test_collect_prints_a_summary_then_summarize_reads_the_folder(env_id, tmp_pa
     summary = capsys.readouterr().out
     assert summary.startswith(f"{plain_id}: 1 tasks") and summary.count("\n| ") == 4  # header, rule, 2 blocks
 
-    # The same command again resumes: nothing to do.
+    # The same command again resumes: nothing to do, whatever else sits in the folder.
+    np.savez(out / "unrelated.npz", x=np.zeros(2))
     assert run_cli(["collect", env_id, *TINY, "--out", str(out)]) == 0
     assert "(1 already there, 0 collected now)" in capsys.readouterr().out
 
@@ -133,6 +135,8 @@ def test_bad_input_exits_2_naming_the_problem(argv, message, capsys, tmp_path):
         (["evaluate", "runs/x", "--episodes", "0"], "--episodes: expected a positive integer, got 0"),
         (["evaluate", "runs/x", "--seeds", "-1"], "--seeds: expected a positive integer, got -1"),
         (["collect", "DarkRoom-v0", "--seed", "-1"], "--seed: expected a non-negative integer, got -1"),
+        (["collect", "DarkRoom-v0", "--out", ""], "--out: expected a folder path, got an empty string"),
+        (["run", "--out", " "], "--out: expected a folder path, got an empty string"),
         (["run", "--seed", "x"], "--seed: expected a non-negative integer, got 'x'"),
         (["summarize", "runs/x", "--blocks", "two"], "--blocks: expected a positive integer, got 'two'"),
     ],

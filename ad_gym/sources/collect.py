@@ -24,7 +24,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ad_gym.atomic import atomic_write
+from ad_gym.atomic import atomic_write, remove_orphaned_temps
 from ad_gym.checkpoints import as_json
 from ad_gym.data.histories import SUFFIX, HistoryFileError, read_history, save_history
 from ad_gym.envs.tasks import canonical_env_id, family, task_key
@@ -52,11 +52,14 @@ def collect(
     max_tasks: int | None = None,
     workers: int | None = None,
     progress: bool = True,
+    sb3_log_dir: str | os.PathLike | None = None,
 ) -> list[TaskResult]:
     """Train a source learner on each task of ``split`` and store its history under ``out``.
 
     ``workers`` processes run tasks in parallel (default: every core); each learner uses one
-    torch thread. Returns one `TaskResult` per task, in task order.
+    torch thread. With ``sb3_log_dir``, each SB3 learner keeps its own logs in
+    ``sb3_log_dir/<task>/`` (progress.csv; TensorBoard too when installed). Returns one
+    `TaskResult` per task, in task order.
     """
     env_id = canonical_env_id(env_id)
     config = config or SourceConfig(algo=family(env_id).default_source)
@@ -72,6 +75,7 @@ def collect(
     validate_source(env_id, config)  # bad hyperparameter values fail here, before the folder is touched
     out = Path(out)
     _claim_folder(out, {"env_id": env_id, "split": split, "seed": int(seed), "source": config.to_dict()})
+    remove_orphaned_temps(out)  # left by a collect killed mid-write
     results: dict[str, TaskResult] = {}
     pending = []
     for task in tasks:
@@ -83,7 +87,9 @@ def collect(
 
     bar = tqdm(total=len(tasks), initial=len(results), desc=f"collect {env_id}", unit="task", disable=not progress)
     start, steps_done = time.perf_counter(), 0
-    for result in _run(env_id, pending, config, seed, workers):
+    logs = None if sb3_log_dir is None else Path(sb3_log_dir)
+    jobs = [(task, path, None if logs is None else logs / task_key(task)) for task, path in pending]
+    for result in _run(env_id, jobs, config, seed, workers):
         results[task_key(result.task)] = result
         steps_done += result.steps
         bar.set_postfix_str(f"{steps_done / (time.perf_counter() - start):,.0f} env steps/s")
@@ -98,13 +104,13 @@ def default_workers() -> int:
 
 def _run(env_id, pending, config, seed, workers):
     if workers == 1 or len(pending) <= 1:
-        for task, path in pending:
-            yield _collect_task(env_id, task, path, config, seed)
+        for task, path, log_dir in pending:
+            yield _collect_task(env_id, task, path, config, seed, log_dir)
         return
     # spawn: each worker starts clean (no forked torch thread pools), on every platform.
     with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=get_context("spawn"),
                              initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:
-        futures = {pool.submit(_collect_task, env_id, task, path, config, seed) for task, path in pending}
+        futures = {pool.submit(_collect_task, env_id, task, path, config, seed, log_dir) for task, path, log_dir in pending}
         try:
             while futures:
                 done, futures = wait(futures, return_when=FIRST_COMPLETED)
@@ -116,13 +122,14 @@ def _run(env_id, pending, config, seed, workers):
             raise
 
 
-def _collect_task(env_id: str, task: dict[str, Any], path: Path, config: SourceConfig, seed: int) -> TaskResult:
+def _collect_task(env_id: str, task: dict[str, Any], path: Path, config: SourceConfig, seed: int,
+                  sb3_log_dir: Path | None = None) -> TaskResult:
     import torch
 
     # One thread per learner: the networks are tiny, and parallelism comes from the processes.
     torch.set_num_threads(1)
     start = time.perf_counter()
-    history = learn_task(env_id, task, config, seed=seed)
+    history = learn_task(env_id, task, config, seed=seed, sb3_log_dir=sb3_log_dir)
     save_history(history, path)
     return TaskResult(task, path, history.n_steps * history.n_streams, time.perf_counter() - start, skipped=False)
 

@@ -7,6 +7,7 @@ distillation), all recorded into the same history format.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 from stable_baselines3 import A2C, DQN, PPO
-from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.logger import Logger, configure
 from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import DummyVecEnv
@@ -230,8 +231,11 @@ def validate_source(env_id: str, config: SourceConfig) -> None:
     vec_env.close()
 
 
-def learn_task(env_id: str, task: dict[str, Any], config: SourceConfig, seed: int = 0) -> History:
-    """Train a fresh learner on one task and return its complete learning history."""
+def learn_task(env_id: str, task: dict[str, Any], config: SourceConfig, seed: int = 0,
+               sb3_log_dir: str | os.PathLike | None = None) -> History:
+    """Train a fresh learner on one task and return its complete learning history. With
+    ``sb3_log_dir``, an SB3 learner also writes its own logs there (progress.csv, and TensorBoard
+    event files when tensorboard is installed), as ``tensorboard_log=`` does in SB3."""
     env_id = canonical_env_id(env_id)
     task_index = family(env_id).index(task)
     learner_seed = task_seed(seed, task_index)
@@ -247,7 +251,7 @@ def learn_task(env_id: str, task: dict[str, Any], config: SourceConfig, seed: in
         )
         arrays = _run_agent(env_id, task, noisy, config, learner_seed)
     else:
-        arrays = _run_sb3(env_id, task, config, learner_seed)
+        arrays = _run_sb3(env_id, task, config, learner_seed, sb3_log_dir)
     seconds = time.perf_counter() - start
     metadata = {
         "env_id": env_id,
@@ -261,13 +265,22 @@ def learn_task(env_id: str, task: dict[str, Any], config: SourceConfig, seed: in
     return History(task=task, metadata=metadata, **arrays)
 
 
-def _run_sb3(env_id: str, task: dict[str, Any], config: SourceConfig, seed: int) -> dict[str, np.ndarray]:
+def _run_sb3(env_id: str, task: dict[str, Any], config: SourceConfig, seed: int,
+             log_dir: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
     model, vec_env = _make_learner(env_id, task, config, seed)
+    if log_dir is not None:
+        model.set_logger(configure(str(log_dir), ["csv", "tensorboard"] if _has_tensorboard() else ["csv"]))
     wrapper = family(env_id).source_wrapper
     recorder = HistoryRecorder(observation_fn=wrapper.history_observation if wrapper else None)
     model.learn(total_timesteps=config.total_steps, callback=recorder)
     vec_env.close()
     return recorder.arrays()
+
+
+def _has_tensorboard() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboard") is not None
 
 
 def _run_agent(env_id: str, task: dict[str, Any], agent, config: SourceConfig, seed: int) -> dict[str, np.ndarray]:
