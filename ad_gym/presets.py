@@ -271,13 +271,15 @@ PRESETS: dict[str, dict[str, Preset]] = {
     },
     "Watermaze-v1": {
         # The default fits 30 minutes with half the source's streams per platform (8, each the same
-        # 800 steps: the PPO source was 2/3 of the time) and shorter training.
+        # 800 steps), half the training platforms (32) and short training: with 8 streams on all 64
+        # platforms, AD 1000 updates, ED 300, AD-ε and DPT 600, collection took 14.5 minutes and
+        # training was heading for 18 (benchmarks/results/watermaze_recipe.md).
         "default": Preset(
             source=dataclasses.replace(_WATERMAZE_V1_SOURCE, n_streams=8, total_steps=8 * 800),
-            methods=(*ad_and_ed(dataclasses.replace(_WATERMAZE_V1_TRAIN, updates=1000), expert_episodes=None,
-                                expert_updates=300, expert_source=_WATERMAZE_EXPERT),
-                     _updates(_WATERMAZE_V1_AD_EPS, 600), _updates(_WATERMAZE_V1_DPT, 600)),
-            eval_episodes=50, notes="2-core CPU, <= 30 minutes in all",
+            methods=(*ad_and_ed(dataclasses.replace(_WATERMAZE_V1_TRAIN, updates=800), expert_episodes=None,
+                                expert_updates=200, expert_source=_WATERMAZE_EXPERT),
+                     _updates(_WATERMAZE_V1_AD_EPS, 400), _updates(_WATERMAZE_V1_DPT, 400)),
+            eval_episodes=50, train_tasks=32, notes="2-core CPU, <= 30 minutes in all",
         ),
         "full": Preset(
             source=_WATERMAZE_V1_SOURCE,
