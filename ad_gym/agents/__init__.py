@@ -6,7 +6,7 @@
 from ad_gym import load_agent
 from ad_gym.agents.ad_agent import ADAgent, ADContext, ContextDroppedWarning
 from ad_gym.agents.baselines import RandomAgent, UCBAgent
-from ad_gym.agents.wrappers import ADContextWrapper
+from ad_gym.agents.wrappers import ADContextVectorWrapper, ADContextWrapper
 from ad_gym.envs.tasks import oracle_for
 
-__all__ = ["ADAgent", "ADContext", "ADContextWrapper", "ContextDroppedWarning", "RandomAgent", "UCBAgent", "load_agent", "oracle_for"]
+__all__ = ["ADAgent", "ADContext", "ADContextVectorWrapper", "ADContextWrapper", "ContextDroppedWarning", "RandomAgent", "UCBAgent", "load_agent", "oracle_for"]

@@ -122,14 +122,17 @@ class ADAgent:
         return agent
 
     def check_spaces(self, env) -> None:
-        """A ValueError unless ``env`` (an Env or a VecEnv) observes and acts in this agent's spaces."""
-        if env.observation_space != self.observation_space:
+        """A ValueError unless ``env`` (an Env, an SB3 VecEnv or a Gymnasium vector env) observes and
+        acts in this agent's spaces."""
+        observation_space = getattr(env, "single_observation_space", env.observation_space)
+        action_space = getattr(env, "single_action_space", env.action_space)
+        if observation_space != self.observation_space:
             raise ValueError(
                 f"the agent was trained on {self.env_id} with observations {self.observation_space}, "
-                f"but the env given has {env.observation_space}"
+                f"but the env given has {observation_space}"
             )
-        if env.action_space != self.action_space:
-            raise ValueError(f"the agent acts in {self.action_space}, the env given in {env.action_space}")
+        if action_space != self.action_space:
+            raise ValueError(f"the agent acts in {self.action_space}, the env given in {action_space}")
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the model as a checkpoint file; given an existing folder, as ``folder/checkpoint.pt``."""

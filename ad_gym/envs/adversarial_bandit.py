@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 from ad_gym.envs.checks import check_int, check_render_mode
+from ad_gym.envs.horizon import HorizonInSpec
 from ad_gym.envs.tasks import TaskFamily, add_family, task_key
 
 CONDITIONS = ("odd", "even", "uniform")
@@ -48,7 +49,7 @@ def validate_means(means: Any, n_arms: int) -> tuple[float, ...]:
     return tuple(float(v) for v in values)
 
 
-class AdversarialBanditEnv(gym.Env):
+class AdversarialBanditEnv(HorizonInSpec, gym.Env):
     """
     ## Description
 

@@ -10,11 +10,12 @@ import numpy as np
 from gymnasium import spaces
 
 from ad_gym.envs.checks import check_int, check_render_mode
+from ad_gym.envs.horizon import HorizonInSpec
 from ad_gym.envs.dark_room import ACTION_DELTAS, ACTION_NAMES, GridOracle, render_grid_rgb, render_grid_text, validate_cell
 from ad_gym.envs.tasks import TaskFamily, add_family
 
 
-class DarkKeyToDoorEnv(gym.Env):
+class DarkKeyToDoorEnv(HorizonInSpec, gym.Env):
     """
     ## Description
 

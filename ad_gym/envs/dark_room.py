@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 from ad_gym.envs.checks import check_int, check_render_mode
+from ad_gym.envs.horizon import HorizonInSpec
 from ad_gym.envs.tasks import TaskFamily, add_family
 
 # Action indices, in the paper's order.
@@ -37,7 +38,7 @@ def validate_cell(cell: Any, size: int, what: str) -> tuple[int, int]:
     return x, y
 
 
-class DarkRoomEnv(gym.Env):
+class DarkRoomEnv(HorizonInSpec, gym.Env):
     """
     ## Description
 

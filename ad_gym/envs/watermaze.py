@@ -13,6 +13,7 @@ from minigrid.core.world_object import Wall
 from minigrid.minigrid_env import MiniGridEnv
 
 from ad_gym.envs.checks import check_int, check_render_mode
+from ad_gym.envs.horizon import HorizonInSpec
 from ad_gym.envs.dark_room import validate_cell
 from ad_gym.envs.tasks import TaskFamily, add_family
 
@@ -41,7 +42,7 @@ def validate_platform(platform: Any, size: int) -> tuple[int, int]:
     return x, y
 
 
-class WatermazeEnv(MiniGridEnv):
+class WatermazeEnv(HorizonInSpec, MiniGridEnv):
     """
     ## Description
 
