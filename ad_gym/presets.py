@@ -142,8 +142,9 @@ _KEY_TO_DOOR_V1_TRAIN = TrainConfig(every_k=1, max_episodes=None, updates=5000, 
 # The default fits 30 minutes by running the A2C source (~3.5 s a pair) on 40 train pairs only,
 # while the oracle-made histories (seconds for hundreds of pairs) cover more: AD-PS keeps its
 # probe's 300 pairs and 2000 updates (cut to 80 pairs and 1500 updates it fell from 2.00 to 1.45
-# at episode 50), AD-ε and DPT 150. AD, ED, AD-ε and DPT train shorter; on 40 pairs AD memorises
-# them and does not learn in context: the full preset's 600 pairs are what AD needs
+# at episode 50), AD-ε and DPT 100. AD-PS (2000 updates, ~16 minutes on one core) is the longest
+# path; AD, ED, AD-ε and DPT train short enough to fit on the other core meanwhile. On 40 pairs
+# AD memorises them and does not learn in context: the full preset's 600 pairs are what AD needs
 # (benchmarks/results/methods_notes.md).
 # AD-ε: the oracle (key, then door) with random moves decaying over the first 30 of
 # each stream's 40 episodes, 16 streams.
@@ -250,11 +251,11 @@ PRESETS: dict[str, dict[str, Preset]] = {
     "DarkKeyToDoor-v1": {
         "default": Preset(
             source=_KEY_TO_DOOR_V1_SOURCE,
-            methods=(*ad_and_ed(dataclasses.replace(_KEY_TO_DOOR_V1_TRAIN, updates=750), expert_episodes=20, expert_updates=300),
-                     _updates(dataclasses.replace(_KEY_TO_DOOR_V1_AD_EPS, train_tasks=150), 500),
-                     _updates(dataclasses.replace(_KEY_TO_DOOR_V1_DPT, train_tasks=150), 600),
+            methods=(*ad_and_ed(dataclasses.replace(_KEY_TO_DOOR_V1_TRAIN, updates=500), expert_episodes=20, expert_updates=200),
+                     _updates(dataclasses.replace(_KEY_TO_DOOR_V1_AD_EPS, train_tasks=100), 400),
+                     _updates(dataclasses.replace(_KEY_TO_DOOR_V1_DPT, train_tasks=100), 500),
                      dataclasses.replace(_KEY_TO_DOOR_V1_AD_PS, train_tasks=300)),
-            eval_seeds=(0, 1), train_tasks=40, test_tasks=30, notes="2-core CPU, <= 30 minutes in all",
+            eval_seeds=(0, 1), train_tasks=40, test_tasks=25, notes="2-core CPU, <= 30 minutes in all",
         ),
         "full": Preset(
             source=_KEY_TO_DOOR_V1_SOURCE,
