@@ -1,6 +1,7 @@
 """ADAgent: SB3's predict contract, the multi-episode context, checkpoints and the VecEnv wrapper."""
 
 import dataclasses
+import json
 import time
 import warnings
 
@@ -230,6 +231,14 @@ def test_a_checkpoint_whose_env_id_disagrees_with_its_model_fails_on_load(tiny_c
     crafted = save_checkpoint(tmp_path / "crafted.pt", meta, {"model": payload["model"]})
     with pytest.raises(CheckpointError, match="do not fit its env DarkRoomHard-v0"):
         ADAgent.load(crafted)
+
+
+def test_checkpoint_metadata_that_is_not_a_json_object_is_refused(tiny_checkpoint, tmp_path):
+    payload = torch.load(tiny_checkpoint, weights_only=True)
+    payload["meta"] = json.dumps([1, 2])
+    torch.save(payload, tmp_path / "list.pt")
+    with pytest.raises(CheckpointError, match="metadata is a JSON list, expected an object"):
+        ADAgent.load(tmp_path / "list.pt")
 
 
 def test_the_shape_check_agrees_with_the_pixel_encoder():

@@ -40,16 +40,21 @@ def test_unknown_pretrained_name_lists_the_shipped_ones():
 import pytest  # noqa: E402
 
 
-@pytest.mark.parametrize("name, method", [("darkroom", "AD"), ("darkroom-dpt", "DPT"), ("darkroom-ad-eps", "AD-ε")])
-def test_one_loader_returns_the_agent_of_every_shipped_model(name, method):
+LEARNERS = [("darkroom", "AD", "DarkRoom-v0"), ("darkroom-dpt", "DPT", "DarkRoom-v0"), ("darkroom-ad-eps", "AD-ε", "DarkRoom-v0"),
+            ("keytodoor-ad-ps", "AD-PS", "DarkKeyToDoor-v1")]
+
+
+@pytest.mark.parametrize("name, method, env_id", [m for m in LEARNERS if (PRETRAINED_DIR / f"{m[0]}.pt").is_file()])
+def test_one_loader_returns_the_agent_of_every_shipped_model(name, method, env_id):
     import ad_gym
     from ad_gym.checkpoints import checkpoint_method
     from ad_gym.evaluation import play_episodes
 
-    agent = ad_gym.load_agent(name, env_id="DarkRoom-v0", seed=0)
+    agent = ad_gym.load_agent(name, env_id=env_id, seed=0)
     assert checkpoint_method(agent.meta) == method and agent.meta["provenance"]["command"].startswith("ad-gym run")
-    returns = play_episodes(lambda rows: agent, "DarkRoom-v0", [{"goal": (2, 4)}], 30, seeds=[0, 1])  # a held-out goal
-    assert returns[:, -5:].mean() > returns[:, :1].mean()  # every shipped model learns in context
+    held_out = [{"goal": (2, 4)}] if env_id == "DarkRoom-v0" else ad_gym.tasks(env_id, "test")[:1]
+    returns = play_episodes(lambda rows: agent, env_id, held_out, 30, seeds=[0, 1])
+    assert returns[:, -5:].mean() > returns[:, :1].mean()  # these shipped models learn in context
 
 
 FAMILY_MODELS = [("bandit", "AdversarialBandit-v0"), ("keytodoor", "DarkKeyToDoor-v1"), ("watermaze", "Watermaze-v1")]
