@@ -83,16 +83,20 @@ def episode_steps(env_id: str) -> int:
         env.close()
 
 
-def default_ad(env_id: str, quick: bool = False):
-    """The family's default preset and its AD method, smoke-sized with ``quick`` (whose results
-    then go to the quick-results folder): the experiments that vary AD alone start here."""
+def default_ad(env_id: str, quick: bool = False, method: str = "AD"):
+    """The family's default preset and its AD method (or the method named ``method``), smoke-sized
+    with ``quick`` (whose results then go to the quick-results folder): the experiments that vary
+    AD alone start here."""
     from ad_gym.pipeline import get_preset
 
     preset = get_preset(env_id, "default")
     if quick:
         use_quick_results()
         preset = quick_preset(preset)
-    return preset, next(m for m in preset.methods if m.name == "AD")
+    found = [m for m in preset.methods if m.name == method]
+    if not found:
+        raise ValueError(f"{env_id}'s default preset has no method {method!r}; it has {[m.name for m in preset.methods]}")
+    return preset, found[0]
 
 
 def apart(high: tuple[float, float], low: tuple[float, float]) -> bool:

@@ -53,6 +53,11 @@ EXPERIMENTS = [
                ["bench_prompt.py", "{out}/darkroom_default"], quick=False),
     Experiment("context", "context length on Dark Room",
                ["bench_context.py", "DarkRoom-v0", "--histories", "{out}/darkroom_default/histories", "--out", "{out}/context"]),
+    # Key-to-Door v1's default AD (40 A2C pairs) does not learn in context at any length: the
+    # ablation varies AD-PS, AD's trainer and model on the explorer's histories.
+    Experiment("context_keytodoor", "context length on Key-to-Door v1 (AD-PS)",
+               ["bench_context.py", "DarkKeyToDoor-v1", "--episodes", "1", "2", "4", "--method", "AD-PS",
+                "--histories", "{out}/keytodoor_v1_default/histories", "--out", "{out}/context_keytodoor"]),
 ]
 
 
@@ -226,11 +231,12 @@ def context_claims(results: Path) -> list[Claim]:
         if missing := _missing(name, results):
             claims.append(Claim(claim, paper, "-", missing))
             continue
-        curves, _ = load_results(name, results)
-        arms = {k: v for k, v in curves.items() if k.startswith("AD, context")}
+        curves, meta = load_results(name, results)
+        method = meta.get("method", "AD")  # the AD-trained method whose context was varied
+        arms = {k: v for k, v in curves.items() if k.startswith(f"{method}, context")}
         n = min(c.shape[1] for c in arms.values())
-        late = {k.split(" (")[0].removeprefix("AD, context "): block_means(v, n - 9, n) for k, v in arms.items()}
-        ours = "eps {}-{}: ".format(n - 9, n) + ", ".join(f"{k} {_fmt(*v)}" for k, v in late.items())
+        late = {k.split(" (")[0].removeprefix(f"{method}, context "): block_means(v, n - 9, n) for k, v in arms.items()}
+        ours = f"{method}, eps {n - 9}-{n}: " + ", ".join(f"{k} {_fmt(*v)}" for k, v in late.items())
         one, four = late.get("1 episode"), late.get("4 episodes")
         if one is None or four is None:
             claims.append(Claim(claim, paper, ours, "not measured: needs the 1- and 4-episode arms"))
@@ -267,9 +273,25 @@ def compose(results: Path, minutes: dict[str, float]) -> str:
         lines += [f"| {c.claim} | {c.paper} | {c.ours} | **{c.verdict}** |" for c in claims]
         lines.append("")
     if minutes:
-        lines += ["## Time", "", "Minutes each experiment took in this run (resumed parts count only what was left): "
+        lines += ["## Time", "", "Minutes each experiment took on a 2-core CPU the last time its command ran whole "
+                  "(by `paper.py`, or alone with the same arguments; `paper_times.json` keeps them): "
                   + ", ".join(f"{k} {v:.1f}" for k, v in minutes.items()) + ".", ""]
     return "\n".join(lines)
+
+
+def recorded_minutes(results: Path, measured: dict[str, float]) -> dict[str, float]:
+    """Each experiment's minutes from its last run: earlier runs' (``paper_times.json``) updated
+    with this run's ``measured``, written back, in the experiments' order."""
+    import json
+
+    from ad_gym.atomic import atomic_write
+
+    path = results / "paper_times.json"
+    times = {**(json.loads(path.read_text()) if path.exists() else {}), **{k: round(v, 1) for k, v in measured.items()}}
+    if measured:
+        atomic_write(path, lambda f: f.write(json.dumps(times, indent=1).encode()))
+    order = [e.name for e in EXPERIMENTS]
+    return dict(sorted(times.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
 
 
 def main() -> None:
@@ -291,8 +313,10 @@ def main() -> None:
         start = time.perf_counter()
         subprocess.run(command, check=True, env=env)
         minutes[experiment.name] = (time.perf_counter() - start) / 60
-    text = compose(results, minutes)
+        results.mkdir(parents=True, exist_ok=True)
+        recorded_minutes(results, {experiment.name: minutes[experiment.name]})  # kept even if a later one fails
     results.mkdir(parents=True, exist_ok=True)
+    text = compose(results, recorded_minutes(results, {}))
     from ad_gym.atomic import atomic_write
 
     atomic_write(results / "paper.md", lambda f: f.write(text.encode()))
