@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from stable_baselines3 import A2C
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 import ad_gym
@@ -259,6 +260,7 @@ def test_recorder_copies_rewards_before_sb3_bootstraps_them_in_place():
     goal = (5, 4)  # next to the start: paid often
     env = DummyVecEnv([lambda: gym.make("DarkRoom-v0", goal=goal)] * 2)
     model = A2C("MlpPolicy", env, seed=0, device="cpu", n_steps=5)
+    model.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default leaves a folder in /tmp
     recorder, spy = HistoryRecorder(), KeepReferences()
     model.learn(total_timesteps=400, callback=[recorder, spy])  # truncation every 20 steps per stream
     recorded = recorder.arrays()
