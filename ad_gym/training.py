@@ -164,8 +164,8 @@ def _histories(source: str | os.PathLike | list[str | os.PathLike | History]) ->
     """Histories given as objects, or loaded from a folder (or file), or from several: e.g. the
     same tasks collected with different seeds, so each task has several learners' histories."""
     if isinstance(source, (str, os.PathLike)):
-        return load_histories(source)
-    histories = [h for item in source for h in ([item] if isinstance(item, History) else load_histories(item))]
+        return load_histories(source, compact=True)
+    histories = [h for item in source for h in ([item] if isinstance(item, History) else load_histories(item, compact=True))]
     if not histories:
         raise ValueError("no histories given: pass a folder of histories, several folders, or History objects")
     check_one_env(histories, "the histories given")

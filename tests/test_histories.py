@@ -101,6 +101,21 @@ def test_folder_loads_sorted_by_task_index(tmp_path):
     assert [h.task["goal"] for h in loaded] == [(0, 1), (0, 2), (1, 0), (1, 3)]
 
 
+@pytest.mark.parametrize("env_id", ["DarkRoom-v0", "DarkKeyToDoor-v1"])
+def test_folders_load_in_the_envs_dtypes_or_compact_as_stored(tmp_path, env_id):
+    import gymnasium as gym
+
+    save_history(make_history(env_id=env_id), tmp_path / "a.npz")
+    env = gym.make(env_id)
+    obs, _ = env.reset(seed=0)
+    loaded, compact = load_histories(tmp_path)[0], load_histories(tmp_path, compact=True)[0]
+    assert loaded.observations.dtype == obs.dtype == env.observation_space.dtype  # int64, as env.step returns
+    assert loaded.actions.dtype == env.action_space.dtype
+    assert compact.observations.dtype == compact.actions.dtype == np.uint8  # as stored
+    np.testing.assert_array_equal(loaded.observations, compact.observations)
+    np.testing.assert_array_equal(loaded.actions, compact.actions)
+
+
 def test_single_file_and_namespaced_env_id(saved):
     path, _ = saved
     assert [h.path for h in load_histories(path)] == [path]

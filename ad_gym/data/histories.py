@@ -36,6 +36,7 @@ complete; a truncated or corrupted one is reported as `HistoryFileError`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -142,6 +143,26 @@ class History:
         """Steps per stream."""
         return self.rewards.shape[1]
 
+    def in_env_dtypes(self) -> "History":
+        """This history with its actions and observations in its env's space dtypes (what
+        ``env.step`` returns, e.g. int64 cells), not the smallest type that holds them (how they
+        are stored, and how training keeps them). Pixel histories' views are already the env's
+        uint8; histories of an env ad_gym does not register are returned as they are."""
+        from ad_gym.envs.tasks import env_ids
+
+        if self.env_id not in env_ids():
+            return self
+        observation_space, action_space = _spaces(self.env_id)
+
+        def cast(values, space):
+            if values is None or isinstance(values, IndexedObservations):
+                return values
+            return values.astype(space.dtype, copy=False)
+
+        return dataclasses.replace(self, observations=cast(self.observations, observation_space),
+                                   actions=cast(self.actions, action_space),
+                                   next_observations=cast(self.next_observations, observation_space))
+
     def episode_returns(self) -> list[np.ndarray]:
         """Per stream, the return of each complete episode, in order."""
         returns = []
@@ -240,8 +261,12 @@ def check_one_env(histories: list[History], where: str) -> None:
         raise ValueError(f"{where} mixes histories of several envs: {env_ids}")
 
 
-def load_histories(path: str | os.PathLike, env_id: str | None = None) -> list[History]:
+def load_histories(path: str | os.PathLike, env_id: str | None = None, compact: bool = False) -> list[History]:
     """Load every history in a folder (or one file), one `History` per task, in task order.
+
+    Actions and observations come in their env's space dtypes (`History.in_env_dtypes`), or, with
+    ``compact=True``, in the smallest integer type that holds them, as stored (training loads them
+    so: a Key-to-Door collection takes an eighth of the memory).
 
     Raises `HistoryFileError` for a file that is truncated, corrupted or from another env than
     ``env_id`` (when given), and `ValueError` if the folder mixes envs or holds no histories.
@@ -262,7 +287,7 @@ def load_histories(path: str | os.PathLike, env_id: str | None = None) -> list[H
     for history in histories:
         check_in_spaces(history)
     histories.sort(key=lambda h: (h.metadata.get("task_index", 0), str(h.path)))
-    return histories
+    return histories if compact else [h.in_env_dtypes() for h in histories]
 
 
 @functools.lru_cache(maxsize=None)

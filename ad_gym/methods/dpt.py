@@ -99,7 +99,8 @@ class DPT(Method):
         """The training and validation samplers; ``labels=False`` replays the oracle along one query
         history only (enough to check it can be replayed) and labels with the recorded actions."""
         context, queries = self.collections()
-        histories = {split: (load_histories(data.folder(context, split)), load_histories(data.folder(queries, split)))
+        histories = {split: (load_histories(data.folder(context, split), compact=True),
+                             load_histories(data.folder(queries, split), compact=True))
                      for split in ("train", "test")}
         check_disjoint(histories["train"][0], histories["test"][0])
         n_actions = self.config.model_config(data.env_id).n_actions
