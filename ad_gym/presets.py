@@ -103,7 +103,8 @@ _DARK_ROOM_HARD_TRAIN = TrainConfig(every_k=8, max_episodes=25, label_smoothing=
 # unvisited cell, a found goal is gone back to in every later episode, random moves once paid),
 # 8 streams x 40 episodes on every train goal (a minute to collect): held out, in its probe,
 # 0.10 over episodes 1-5, 0.52 over 11-20, 0.84 over 41-50, 0.97 over 81-100, against A2C's 0.22
-# at episode 100 (benchmarks/results/darkroomhard_recipe.md).
+# at episode 100 (benchmarks/results/darkroomhard_recipe.md). 1500 updates in the default preset,
+# 3000 in the full one.
 _DARK_ROOM_HARD_AD_PS = ADPS(TrainConfig(every_k=1, max_episodes=None, updates=2000, warmup=200),
                             source=SourceConfig(algo="oracle-eps", n_streams=8, total_steps=8 * 40 * 20,
                                                 hyperparams={**EXPLORER, "wander": True}), train_tasks=231)
@@ -243,11 +244,11 @@ PRESETS: dict[str, dict[str, Preset]] = {
     },
     "DarkRoomHard-v0": {
         # AD's validation loss is flat from update 1000 on (darkroomhard_recipe.md): 1200 updates
-        # leave room for AD-PS beside it.
+        # (~11 minutes on one core) and ED's 300 leave room for AD-PS's 1500 beside them.
         "default": Preset(
             source=_DARK_ROOM_HARD_SOURCE,
-            methods=(*ad_and_ed(dataclasses.replace(_DARK_ROOM_HARD_TRAIN, updates=1200), expert_updates=500),
-                     _DARK_ROOM_HARD_AD_PS),
+            methods=(*ad_and_ed(dataclasses.replace(_DARK_ROOM_HARD_TRAIN, updates=1200), expert_updates=300),
+                     _updates(_DARK_ROOM_HARD_AD_PS, 1500)),
             train_tasks=100, notes="2-core CPU, <= 30 minutes in all",
         ),
         "full": Preset(
