@@ -105,7 +105,8 @@ def in_context_claim(name: str, family: str, paper: str, results: Path) -> Claim
     for method in (*methods, "ED"):
         first, lasts[method], rises[method] = rise(curves[method], late)
         ours.append(_rise_text(method, first, lasts[method], late))
-    ours[0] = f"{name.rsplit('_', 1)[1]} preset: {ours[0]}"
+    if name.endswith(("_default", "_full")):
+        ours[0] = f"{name.rsplit('_', 1)[1]} preset: {ours[0]}"
     held = [m for m in methods if rises[m] and lasts["ED"][0] < lasts[m][0]]
     if not held:
         verdict = "does not hold: " + "; ".join(
@@ -147,7 +148,7 @@ def hard_claim(results: Path) -> Claim:
     curves, meta = load_results(name, results)
     n = curves["AD"].shape[1]
     ed, source = mean_ci(curves["ED"], n), mean_ci(curves[meta["source"]], n)
-    ours = [f"{name.split('_')[1]} preset, at episode {n}: ED {_fmt(*ed)}, source {_fmt(*source)}"]
+    ours = [f"{name.rsplit('_', 1)[1]} preset, at episode {n}: ED {_fmt(*ed)}, source {_fmt(*source)}"]
     verdicts = {}
     for method in [m for m in AD_METHODS if m in curves]:
         at_n = mean_ci(curves[method], n)

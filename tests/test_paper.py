@@ -67,3 +67,37 @@ def test_compose_writes_every_section(results):
     for section in ("In-context RL", "Dark Room Hard", "RL²", "Any source distilled", "Suboptimal prompt", "Context length"):
         assert f"## {section}" in text
     assert "darkroom 1.5" in text and "not measured" in text
+
+
+def test_ad_ps_rows_are_reported_and_named_in_the_verdicts(results):
+    rng = np.random.default_rng(2)
+    flat, rising = _curves(rng, 1, 1), _curves(rng, 0.1, 1.9, episodes=100, noise=0.1)
+    common.save_results("keytodoor_v1_default", "", {"AD": flat, "AD-PS": rising[:, :50], "ED": _curves(rng, 0.2, 0.2, noise=0.1)})
+    claim = paper.in_context_claim("keytodoor_v1_default", "Key-to-Door", "", results)
+    assert "AD-PS" in claim.ours and claim.ours.startswith("default preset") and claim.verdict == "holds for AD-PS (not for AD)"
+    source = "source (A2C, from scratch)"
+    hard = {"AD": _curves(rng, 0.05, 0.3, episodes=100, noise=0.1), "AD-PS": rising / 1.9, "ED": _curves(rng, 0.05, 0.05, episodes=100, noise=0.05),
+            source: _curves(rng, 0.05, 0.2, episodes=100, noise=0.1)}
+    common.save_results("darkroomhard_default", "", hard, {"source": source})
+    claim = paper.hard_claim(results)
+    assert claim.verdict.startswith("holds for AD-PS; AD ") and "below 0.6" in claim.verdict and "default preset" in claim.ours
+    common.save_results("darkroomhard_full", "", {**hard, "AD-PS": hard["AD"]}, {"source": source})  # the full run wins
+    claim = paper.hard_claim(results)
+    assert claim.ours.startswith("full preset") and claim.verdict.startswith("does not hold")
+
+
+def test_the_context_claim_reads_the_method_it_varied(results):
+    rng = np.random.default_rng(3)
+    common.save_results("context_keytodoor_v1", "", {
+        "AD-PS, context 1 episode (50 steps)": _curves(rng, 1, 1.2),
+        "AD-PS, context 4 episodes (200 steps)": _curves(rng, 1, 1.9),
+    }, {"method": "AD-PS"})
+    claim = paper.context_claims(results)[1]
+    assert claim.ours.startswith("AD-PS, eps 41-50: 1 episode") and claim.verdict == "holds"
+
+
+def test_each_experiments_minutes_are_kept_across_runs(results):
+    assert paper.recorded_minutes(results, {}) == {}
+    paper.recorded_minutes(results, {"context": 2.04})
+    assert paper.recorded_minutes(results, {"darkroom": 1.0}) == {"darkroom": 1.0, "context": 2.0}  # experiments' order
+    assert "darkroom 1.0, context 2.0" in paper.compose(results, paper.recorded_minutes(results, {}))
