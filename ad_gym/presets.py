@@ -94,7 +94,7 @@ _DARK_ROOM_RL2 = RL2(RL2Config(total_steps=250_000))
 # three solved by the end (benchmarks/results/darkroomhard_recipe.md). AD keeps every 8th
 # episode of each stream, 25 of them (the whole learning phase), and trains with the paper's
 # label smoothing of 0.2 for Hard. default: 100 of the 231 train goals (the list is shuffled, so
-# they are spread over the room); full: all of them and 2.5x the updates.
+# they are spread over the room) and 1200 updates; full: all of them and 3000 updates.
 _DARK_ROOM_HARD_SOURCE = SourceConfig(algo="a2c", n_streams=8, total_steps=32_000)
 _DARK_ROOM_HARD_TRAIN = TrainConfig(every_k=8, max_episodes=25, label_smoothing=0.2, updates=2000)
 # AD from A2C finds only the goals a random walk reaches (its validation loss flat from update
