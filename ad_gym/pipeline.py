@@ -220,7 +220,7 @@ def evaluate_methods(
     for name, path in checkpoints.items():
         agent = load_agent(path, env_id=env_id, seed=0)
         curves[name] = play_episodes(lambda rows: agent, env_id, eval_tasks, n, seeds, progress=progress)
-    source = [learner_episode_returns(h) for h in load_histories(histories_dir, env_id=env_id)]
+    source = [learner_episode_returns(h) for h in load_histories(histories_dir, env_id=env_id, compact=True)]
     width = min(n, min(s.shape[1] for s in source))
     curves[source_label(preset.source.algo)] = np.concatenate([s[:, :width] for s in source])
     curves["random"] = play_episodes(lambda rows: RandomAgent.for_env(env_id, seed=0), env_id, eval_tasks, n, seeds)

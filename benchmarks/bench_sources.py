@@ -105,7 +105,7 @@ def main() -> None:
 
 def full_source_curve(folder: Path, env_id: str):
     """Every episode the source played on each held-out task, as its learner experienced them."""
-    rows = [learner_episode_returns(h) for h in load_histories(folder, env_id=env_id)]
+    rows = [learner_episode_returns(h) for h in load_histories(folder, env_id=env_id, compact=True)]
     width = min(r.shape[1] for r in rows)
     return np.concatenate([r[:, :width] for r in rows])
 

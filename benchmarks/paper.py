@@ -14,6 +14,7 @@ file runs them in order, times each, and reads back the curves they save as data
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ad_gym.atomic import atomic_write
 from ad_gym.evaluation import block_means, episodes_to_reach, mean_ci, normalised_scores
 from common import apart, load_results, results_dir, rise
 
@@ -76,6 +78,12 @@ def _missing(name: str, results: Path) -> str | None:
     return None if (results / f"{name}.npz").exists() else f"not measured: no results/{name}.npz"
 
 
+def _full_if_run(name: str, results: Path) -> str:
+    """``<family>_full`` where the full preset's run saved its curves, else ``name`` (the default's)."""
+    full = name.replace("_default", "_full")
+    return full if (results / f"{full}.npz").exists() else name
+
+
 def _fmt(mean: float, half: float) -> str:
     return f"{mean:.2f} ± {half:.2f}"
 
@@ -93,8 +101,7 @@ def in_context_claim(name: str, family: str, paper: str, results: Path) -> Claim
     """AD rises across episodes on held-out tasks (late block above the first, intervals apart);
     ED does not rise as far. Where AD-PS ran too, each is reported and the verdict names which holds."""
     claim = f"{family}: AD improves in context on held-out tasks; ED (expert distillation) does not"
-    if (results / f"{name.replace('_default', '_full')}.npz").exists():  # the full preset's run, where there is one
-        name = name.replace("_default", "_full")
+    name = _full_if_run(name, results)
     if missing := _missing(name, results):
         return Claim(claim, paper, "-", missing)
     curves, _ = load_results(name, results)
@@ -142,7 +149,7 @@ def hard_claim(results: Path) -> Claim:
     claim = "Dark Room Hard (sparse reward): AD learns in context, above its source; ED stays flat"
     paper = "AD ~0.40 at episode 200, ~0.68 at 1000; ED ~0.06; source ~0.09 (our bar: AD >= 0.6 at episode 100)"
     # The bar is the full preset's; until it has run, the default preset's figures stand in (said so).
-    name = "darkroomhard_full" if (results / "darkroomhard_full.npz").exists() else "darkroomhard_default"
+    name = _full_if_run("darkroomhard_default", results)
     if missing := _missing(name, results):
         return Claim(claim, paper, "-", missing)
     curves, meta = load_results(name, results)
@@ -300,10 +307,6 @@ def compose(results: Path, minutes: dict[str, float]) -> str:
 def recorded_minutes(results: Path, measured: dict[str, float]) -> dict[str, float]:
     """Each experiment's minutes from its last run: earlier runs' (``paper_times.json``) updated
     with this run's ``measured``, written back, in the experiments' order."""
-    import json
-
-    from ad_gym.atomic import atomic_write
-
     path = results / "paper_times.json"
     times = {**(json.loads(path.read_text()) if path.exists() else {}), **{k: round(v, 1) for k, v in measured.items()}}
     if measured:
@@ -322,7 +325,6 @@ def main() -> None:
     out = (args.out or Path("runs/paper-quick" if args.quick else "runs/paper")).resolve()
     results = out / "results" if args.quick else results_dir()
     env = {**os.environ, "AD_GYM_BENCH_RESULTS": str(results)}
-    minutes = {}
     for experiment in [] if args.compose else [e for e in EXPERIMENTS if not args.only or e.name in args.only]:
         command = [sys.executable, str(HERE / experiment.args[0]), *(a.format(out=out) for a in experiment.args[1:])]
         if args.quick and experiment.quick:
@@ -330,13 +332,9 @@ def main() -> None:
         print(f"== {experiment.name}: {experiment.what}\n   {' '.join(command)}", flush=True)
         start = time.perf_counter()
         subprocess.run(command, check=True, env=env)
-        minutes[experiment.name] = (time.perf_counter() - start) / 60
-        results.mkdir(parents=True, exist_ok=True)
-        recorded_minutes(results, {experiment.name: minutes[experiment.name]})  # kept even if a later one fails
-    results.mkdir(parents=True, exist_ok=True)
+        # Written as each experiment ends, so a later failure keeps the minutes of those done.
+        recorded_minutes(results, {experiment.name: (time.perf_counter() - start) / 60})
     text = compose(results, recorded_minutes(results, {}))
-    from ad_gym.atomic import atomic_write
-
     atomic_write(results / "paper.md", lambda f: f.write(text.encode()))
     print(text)
 
