@@ -10,8 +10,10 @@ held-out tasks, and a checkpoint every ``checkpoint_every`` updates from which a
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import re
 import time
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
@@ -23,10 +25,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ad_gym import stages
+from ad_gym import distributed, stages
 from ad_gym.atomic import atomic_write, remove_orphaned_temps
 from ad_gym.checkpoints import CHECKPOINT, IMITATION_METHOD, as_json, checkpoint_method, load_checkpoint, save_checkpoint
-from ad_gym.data.histories import History, check_one_env, load_histories
+from ad_gym.data import token_files
+from ad_gym.data.histories import History, check_one_env, history_files, iter_histories, load_histories, read_history
 from ad_gym.data.windows import SequenceSampler, build_sequences
 from ad_gym.envs.checks import check_int
 from ad_gym.models.transformer import ADConfig, ADTransformer
@@ -36,6 +39,11 @@ from ad_gym.version import __version__
 # The architecture fields of ADConfig (what the env fixes, such as image_shape, comes from env_shapes).
 _MODEL_DEFAULTS = {f.name: f.default for f in fields(ADConfig) if f.default is not MISSING and f.name != "image_shape"}
 
+
+PRECISIONS = ("auto", "fp32", "bf16")
+# How a run computes, not what: resuming with other values is allowed (a run started on a GPU may
+# finish on the CPU), and checkpoints compare only the other fields.
+RUNTIME_FIELDS = ("device", "precision", "threads", "data_in")
 
 # Fields that count something: integers, at least 1 (warmup and seed: at least 0).
 _COUNT_FIELDS = (
@@ -82,7 +90,12 @@ class TrainConfig:
     val_batches: int = setting(8, "batches per validation loss")
     checkpoint_every: int = setting(250, "updates between checkpoints to resume from")
     seed: int = setting(0, "seed of sampling and initialisation")
-    threads: int | None = setting(None, "torch threads (default: every core)")
+    threads: int | None = setting(None, "torch threads (default: every core; under torchrun, the cores shared out)")
+    # where and how: a run may resume with other values (RUNTIME_FIELDS)
+    device: str = setting("auto", "where to train: auto (a CUDA GPU if torch sees one, else the CPU), cpu, cuda, cuda:N")
+    precision: str = setting("auto", "auto (bf16 autocast on a CUDA GPU that supports it, else fp32), fp32 or bf16")
+    data_in: str = setting("memory", "where training keeps its tokens: memory (the fastest), or disk (files under "
+                           "OUT/tokens read batch by batch: memory grows with the batch, not the dataset)")
 
     def __post_init__(self):
         if self.seq_len is None:
@@ -90,6 +103,8 @@ class TrainConfig:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name in ("max_episodes", "expert_episodes", "threads") and value is None:
+                continue
+            if f.name in ("device", "precision", "data_in"):
                 continue
             if f.name in ("prev_obs", "final_obs"):
                 if not isinstance(value, bool):
@@ -115,9 +130,19 @@ class TrainConfig:
             raise ValueError(f"seq_len ({self.seq_len}) must be >= context_len ({self.context_len})")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr!r}")
+        if not isinstance(self.device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise ValueError(f"TrainConfig.device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        if self.data_in not in ("memory", "disk"):
+            raise ValueError(f"TrainConfig.data_in must be 'memory' or 'disk', got {self.data_in!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"TrainConfig.precision must be one of {PRECISIONS}, got {self.precision!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that make the model what it is: all but where and how it trained."""
+        return {name: value for name, value in self.to_dict().items() if name not in RUNTIME_FIELDS}
 
     def model_config(self, env_id: str) -> ADConfig:
         architecture = {name: getattr(self, name) for name in _MODEL_DEFAULTS}
@@ -222,29 +247,75 @@ def train(
     ``log_dir`` (default: ``out``) receives the training log as it runs: `TrainingLog`.
     """
     config = config or TrainConfig()
-    train_histories = _histories(train_path)
-    val_histories = _histories(val_path) if val_path is not None else []
-    check_disjoint(train_histories, val_histories)
-    model_config = config.model_config(train_histories[0].env_id)
     generator = torch.Generator().manual_seed(config.seed)
-    sampler = sequence_sampler(train_histories, config, model_config.n_actions, generator)
+    if config.data_in == "disk":
+        if (Path(out) / CHECKPOINT).exists():  # before the token files there are written again for other settings
+            refuse_other_settings(Path(out) / CHECKPOINT, load_checkpoint(Path(out) / CHECKPOINT)[0], config, method)
+        sampler, env_id, train_tasks, source = _sampler_on_disk(train_path, Path(out) / "tokens", config, generator)
+    else:
+        train_histories = _histories(train_path)
+        env_id, train_tasks = train_histories[0].env_id, [h.task for h in train_histories]
+        source = train_histories[0].metadata.get("source")
+        sampler = sequence_sampler(train_histories, config, env_shapes(env_id)["n_actions"], generator)
+        del train_histories  # the sampler holds the tokens it needs
+    val_histories = _histories(val_path) if val_path is not None else []
+    check_disjoint_tasks(train_tasks, [h.task for h in val_histories])
+    model_config = config.model_config(env_id)
     val_sampler = None
     if val_histories:
         val_sampler = sequence_sampler(val_histories, config, model_config.n_actions, torch.Generator().manual_seed(config.seed + 1))
-    data = {"train_tasks": [h.task for h in train_histories], "val_tasks": [h.task for h in val_histories],
-            "source": train_histories[0].metadata.get("source")}
-    return fit(model_config, sampler, val_sampler, out, config, method=method, data=data, env_id=train_histories[0].env_id,
+    data = {"train_tasks": train_tasks, "val_tasks": [h.task for h in val_histories], "source": source}
+    return fit(model_config, sampler, val_sampler, out, config, method=method, data=data, env_id=env_id,
                progress=progress, provenance=provenance, until=until, log_dir=log_dir)
 
 
+def _sampler_on_disk(train_path, folder: Path, config: TrainConfig, generator: torch.Generator):
+    """`data_in="disk"`: the training tokens written to ``folder`` from histories read one at a time
+    (reused while the histories and the data settings are unchanged), and a sampler reading them."""
+    sources = [train_path] if isinstance(train_path, (str, os.PathLike)) else list(train_path)
+    if not sources or any(isinstance(item, History) for item in sources):
+        raise ValueError("data_in='disk' reads histories from folders (or files): pass their paths, not History objects")
+    files = [file.resolve() for item in sources for file in history_files(item)]
+    if not files:
+        raise ValueError(f"no history files in {[str(item) for item in sources]}")
+    env_id = read_history(files[0]).env_id
+    n_actions = env_shapes(env_id)["n_actions"]
+    key = {"histories": [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files], "n_actions": n_actions,
+           **{name: getattr(config, name) for name in ("every_k", "max_episodes", "expert_episodes")}}
+    world = distributed.torchrun_world()
+    if token_files.stored_key(folder) == key:
+        tokens = token_files.TokenFiles(folder)
+    elif world.is_main:
+        def histories():
+            for item in sources:
+                yield from iter_histories(item, env_id, compact=True)
+
+        tokens = token_files.write_token_files(histories(), folder, n_actions, config.every_k, config.max_episodes,
+                                               config.expert_episodes, key=key)
+    else:
+        tokens = token_files.wait_for_token_files(folder, key)
+    if not config.final_obs:
+        tokens.final_obs = None
+    elif not tokens.final_obs:
+        raise ValueError("final_obs embeds the view each episode ended on, but some of these histories were recorded "
+                         "without next_observations: collect them again with this ad_gym, or train without final_obs")
+    return (SequenceSampler(tokens, config.seq_len, generator), env_id, tokens.meta["tasks"], tokens.meta["source"])
+
+
 def check_disjoint(train_histories: list[History], val_histories: list[History]) -> None:
-    overlap = {str(h.task) for h in val_histories} & {str(h.task) for h in train_histories}
+    check_disjoint_tasks([h.task for h in train_histories], [h.task for h in val_histories])
+
+
+def check_disjoint_tasks(train_tasks: list[dict[str, Any]], val_tasks: list[dict[str, Any]]) -> None:
+    overlap = {str(task) for task in val_tasks} & {str(task) for task in train_tasks}
     if overlap:
         raise ValueError(f"validation tasks also appear in the training histories: {sorted(overlap)[:3]}")
 
 
-def set_threads(threads: int | None) -> None:
-    torch.set_num_threads(threads or len(stages.available_cores()))
+def set_threads(threads: int | None, world: distributed.World = distributed.World()) -> None:
+    """``threads``, or every core (under torchrun, this machine's cores shared out among its ranks)."""
+    per_rank = len(stages.available_cores()) // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", world.size)))
+    torch.set_num_threads(threads or max(1, per_rank))
 
 
 def fit(
@@ -269,9 +340,14 @@ def fit(
     ``log_dir`` (default: ``out``)."""
     out = Path(out)
     checkpoint_path = out / CHECKPOINT
-    remove_orphaned_temps(out)  # left by a run killed mid-save
-    set_threads(config.threads)
-    torch.manual_seed(config.seed)
+    world = distributed.torchrun_world()
+    device = distributed.resolve_device(config.device, world)  # before any work: a missing GPU fails now
+    share = world.share(config.batch_size)
+    amp = distributed.autocast_dtype(config.precision, device)
+    if world.is_main:
+        remove_orphaned_temps(out)  # left by a run killed mid-save
+    set_threads(config.threads, world)
+    torch.manual_seed(config.seed)  # the same initial weights on every device and rank
     generator = sampler.generator
 
     model = ADTransformer(model_config)
@@ -290,10 +366,7 @@ def fit(
     }
     if checkpoint_path.exists():
         old_meta, payload = load_checkpoint(checkpoint_path)
-        if old_meta.get("train") != meta["train"] or old_meta.get("env_id") != env_id or checkpoint_method(old_meta) != method:
-            raise ValueError(
-                f"{checkpoint_path} was trained with other settings; resume with the same settings or choose another output folder"
-            )
+        refuse_other_settings(checkpoint_path, old_meta, config, method, env_id)
         changed = [key for key in data if as_json(old_meta.get(key)) != as_json(meta[key])]
         if changed:
             raise ValueError(
@@ -303,10 +376,17 @@ def fit(
         if old_meta.get("finished"):
             return checkpoint_path  # done already: never overwrite a finished model
         model.load_state_dict(payload["model"])
-        optimizer.load_state_dict(payload["optimizer"])
+        optimizer.load_state_dict(payload["optimizer"])  # moved to the model's device with it, below
         generator.set_state(payload["generator"])
         torch.set_rng_state(payload["torch_rng"])
         meta = {**meta, "update": old_meta["update"], "log": old_meta["log"]}
+
+    model.to(device)
+    _move_optimizer_state(optimizer, device)
+    for each in (sampler, val_sampler):
+        _keep_data_on(each, device)
+    distributed.start(world, device)
+    trained = model if world.size == 1 else torch.nn.parallel.DistributedDataParallel(model)
 
     def checkpoint(finished: bool) -> None:
         # A diverged model is never saved: the last checkpoint (the state before it) is kept.
@@ -316,15 +396,19 @@ def fit(
                 f"training diverged before update {meta['update']}: non-finite weights in {bad[:3]}; nothing was saved "
                 f"over {checkpoint_path} (lower lr, or raise warmup; then train into a new folder)"
             )
+        if not world.is_main:
+            return
         meta["finished"] = finished
-        tensors = {"model": model.state_dict()}
+        tensors = {"model": _on_cpu(model.state_dict())}  # device-free: loads on any machine
         if not finished:
-            tensors |= {"optimizer": optimizer.state_dict(), "generator": generator.get_state(), "torch_rng": torch.get_rng_state()}
+            tensors |= {"optimizer": _on_cpu(optimizer.state_dict()), "generator": generator.get_state(),
+                        "torch_rng": torch.get_rng_state()}
         save_checkpoint(checkpoint_path, meta, tensors)
 
-    bar = tqdm(total=config.updates, initial=meta["update"], desc=f"train {out.name}", unit="update", disable=not progress,
-               position=stages.BAR_POSITION)
-    log = TrainingLog(log_dir or out, meta["log"])  # the checkpoint's rows: rows logged after it are dropped
+    bar = tqdm(total=config.updates, initial=meta["update"], desc=f"train {out.name}", unit="update",
+               disable=not progress or not world.is_main, position=stages.BAR_POSITION)
+    # The checkpoint's rows: rows logged after it are dropped. Rank 0 alone writes the log.
+    log = TrainingLog(log_dir or out, meta["log"]) if world.is_main else None
     start = last_time = time.perf_counter()
     last_update = meta["update"]
     model.train()
@@ -333,36 +417,98 @@ def fit(
         update = meta["update"]
         for group in optimizer.param_groups:
             group["lr"] = lr_at(update, config)
-        loss = sequence_loss(model, sampler.sample(config.batch_size), config.label_smoothing)
-        if not torch.isfinite(loss):
+        batch = _to_device(sampler.sample(config.batch_size, rows=share), device)
+        with _autocast(device, amp):
+            loss = sequence_loss(trained, batch, config.label_smoothing)
+        global_loss = distributed.mean_over_ranks(loss, world)  # every rank stops together on a bad loss
+        if not torch.isfinite(global_loss):
             raise FloatingPointError(
-                f"training diverged at update {update + 1}: the loss is {loss.item()}; nothing is marked finished and "
-                f"the last checkpoint in {out}, if any, is kept (lower lr, or raise warmup; then train into a new folder)"
+                f"training diverged at update {update + 1}: the loss is {global_loss.item()}; nothing is marked finished "
+                f"and the last checkpoint in {out}, if any, is kept (lower lr, or raise warmup; then train into a new folder)"
             )
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # DistributedDataParallel averages the ranks' gradients: the global batch's
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         meta["update"] = update + 1
-        postfix = {"loss": f"{loss.item():.3f}"}
+        postfix = {"loss": f"{global_loss.item():.3f}"}
         if meta["update"] % config.eval_every == 0 or meta["update"] == config.updates:
             now = time.perf_counter()
-            entry = {"update": meta["update"], "loss": round(loss.item(), 4), "seconds": round(now - start, 1),
+            entry = {"update": meta["update"], "loss": round(global_loss.item(), 4), "seconds": round(now - start, 1),
                      "lr": lr_at(update, config), "updates_per_s": round((meta["update"] - last_update) / (now - last_time), 3)}
             last_time, last_update = now, meta["update"]
             if val_sampler is not None:
-                entry["val_loss"] = round(validation_loss(model, val_sampler, config), 4)
+                entry["val_loss"] = round(validation_loss(model, val_sampler, config, device, amp), 4)
                 postfix["val"] = f"{entry['val_loss']:.3f}"
             meta["log"].append(entry)
-            log.add(entry)
+            if log is not None:
+                log.add(entry)
         if meta["update"] % config.checkpoint_every == 0 and meta["update"] < config.updates:
             checkpoint(finished=False)
         bar.set_postfix(postfix, refresh=False)
         bar.update()
     bar.close()
-    log.close()
+    if log is not None:
+        log.close()
     checkpoint(finished=meta["update"] >= config.updates)
+    distributed.stop(world)
     return checkpoint_path
+
+
+def refuse_other_settings(checkpoint_path: Path, old_meta: dict[str, Any], config: TrainConfig, method: str,
+                          env_id: str | None = None) -> None:
+    """A ValueError if the checkpoint in an output folder was trained with other settings (those
+    that make the model: `TrainConfig.identity`), by another method, or on another env."""
+    if (_identity(old_meta.get("train")) != config.identity() or checkpoint_method(old_meta) != method
+            or (env_id is not None and old_meta.get("env_id") != env_id)):
+        raise ValueError(
+            f"{checkpoint_path} was trained with other settings; resume with the same settings or choose another output folder"
+        )
+
+
+def _identity(train_settings: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A checkpoint's training settings without the runtime fields (older checkpoints lack some)."""
+    if train_settings is None:
+        return None
+    return {name: value for name, value in train_settings.items() if name not in RUNTIME_FIELDS}
+
+
+def _on_cpu(state: Any) -> Any:
+    """A state dict (nested) with every tensor on the CPU."""
+    if isinstance(state, torch.Tensor):
+        return state.cpu()
+    if isinstance(state, dict):
+        return {key: _on_cpu(value) for key, value in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(_on_cpu(value) for value in state)
+    return state
+
+
+def _move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    for state in optimizer.state.values():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor) and value.dim() > 0:  # AdamW's step counts stay on the CPU
+                state[key] = value.to(device)
+
+
+def _keep_data_on(sampler, device: torch.device) -> None:
+    """Put the sampler's token data on a GPU where it fits (batches are then gathered there);
+    where it does not, it stays in host memory and each batch is copied over."""
+    if sampler is None or device.type == "cpu" or not hasattr(sampler, "to"):
+        return
+    try:
+        sampler.to(device)
+    except torch.cuda.OutOfMemoryError:
+        sampler.to(torch.device("cpu"))
+        torch.cuda.empty_cache()
+
+
+def _autocast(device: torch.device, amp: torch.dtype | None):
+    return torch.autocast(device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
+
+
+def _to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {name: tensor.to(device, non_blocking=True) for name, tensor in batch.items()}
 
 
 class TrainingLog:
@@ -430,9 +576,14 @@ def plot_training(rows: list[dict[str, Any]], path) -> None:
 
 
 @torch.no_grad()
-def validation_loss(model: ADTransformer, sampler: SequenceSampler, config: TrainConfig) -> float:
+def validation_loss(model: ADTransformer, sampler: SequenceSampler, config: TrainConfig,
+                    device: torch.device = torch.device("cpu"), amp: torch.dtype | None = None) -> float:
+    """The mean loss over ``val_batches`` fixed batches (every rank computes the same one)."""
     model.eval()
     sampler.generator.manual_seed(config.seed + 1)  # the same validation batches every time
-    losses = [sequence_loss(model, sampler.sample(config.batch_size)).item() for _ in range(config.val_batches)]
+    losses = []
+    for _ in range(config.val_batches):
+        with _autocast(device, amp):
+            losses.append(sequence_loss(model, _to_device(sampler.sample(config.batch_size), device)).item())
     model.train()
     return float(np.mean(losses))

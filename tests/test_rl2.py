@@ -147,3 +147,34 @@ def test_meta_training_leaves_nothing_in_the_temp_dir(tmp_path, monkeypatch):
     (tmp_path / "tmp").mkdir()
     RL2(TINY).train(RunData("DarkRoom-v0", [], None), tmp_path / "run", progress=False)
     assert [p.name for p in (tmp_path / "tmp").glob("SB3-*")] == []  # SB3's default logger's folder
+
+
+def test_the_whole_sequence_lstm_pass_matches_sb3_contribs_step_by_step_loop():
+    """Trials start at a sequence's first step; the fast path must give sb3-contrib's exact output."""
+    import torch
+    from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+
+    from ad_gym.methods.rl2 import _trial_policy_class
+
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(6, 8)
+    n_seq, length = 3, 5
+    features = torch.randn(n_seq * length, 6)
+    states = (torch.randn(1, n_seq, 8), torch.randn(1, n_seq, 8))
+    for starts in ([[1, 0, 0, 0, 0], [0, 0, 0, 0, 0], [1, 0, 0, 0, 0]],  # at first steps only: the fast path
+                   [[1, 0, 0, 1, 0], [0, 0, 0, 0, 0], [0, 1, 0, 0, 0]]):  # inside sequences: the loop
+        episode_starts = torch.tensor(starts, dtype=torch.float32).reshape(-1)
+        fast = _trial_policy_class()._process_sequence(features, states, episode_starts, lstm)
+        loop = RecurrentActorCriticPolicy._process_sequence(features, states, episode_starts, lstm)
+        torch.testing.assert_close(fast[0], loop[0])
+        torch.testing.assert_close(fast[1][0], loop[1][0])
+        torch.testing.assert_close(fast[1][1], loop[1][1])
+
+
+def test_meta_training_logs_the_first_and_last_episode_of_each_trial(rl2_checkpoint):
+    from ad_gym.checkpoints import load_checkpoint
+
+    log = load_checkpoint(rl2_checkpoint)[0]["meta_training"]
+    assert log and {"steps", "trial_return", "first_episode", "last_episode"} <= set(log[-1])
+    for point in log:  # two episodes per trial in TINY: first + last is the whole trial
+        assert point["first_episode"] + point["last_episode"] == pytest.approx(point["trial_return"])

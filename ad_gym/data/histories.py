@@ -42,7 +42,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -271,23 +271,39 @@ def load_histories(path: str | os.PathLike, env_id: str | None = None, compact: 
     Raises `HistoryFileError` for a file that is truncated, corrupted or from another env than
     ``env_id`` (when given), and `ValueError` if the folder mixes envs or holds no histories.
     """
+    return list(iter_histories(path, env_id, compact))
+
+
+def iter_histories(path: str | os.PathLike, env_id: str | None = None, compact: bool = False) -> Iterator[History]:
+    """`load_histories` one history at a time: a dataset larger than memory is read file by file."""
     files = history_files(path)
     if not files:
         raise ValueError(f"{str(path)!r} holds no history files (*{SUFFIX})")
-    histories = [read_history(p) for p in files]
+    wanted = None
     if env_id is not None:
         from ad_gym.envs.tasks import canonical_env_id
 
         wanted = canonical_env_id(env_id)
-        wrong = [str(h.path) for h in histories if h.env_id != wanted]
-        if wrong:
-            raise HistoryFileError(f"expected {wanted} histories, but {wrong[:3]} hold other envs' histories")
-    else:
-        check_one_env(histories, repr(str(path)))
-    for history in histories:
+    first_env = None
+    for file in sorted(files, key=lambda p: (_task_index(p), str(p))):
+        history = read_history(file)
+        if wanted is not None and history.env_id != wanted:
+            raise HistoryFileError(f"expected {wanted} histories, but {str(file)!r} holds another env's histories")
+        first_env = history.env_id if first_env is None else first_env
+        if history.env_id != first_env:
+            raise ValueError(f"{str(path)!r} mixes histories of several envs: {sorted({str(first_env), str(history.env_id)})}")
         check_in_spaces(history)
-    histories.sort(key=lambda h: (h.metadata.get("task_index", 0), str(h.path)))
-    return histories if compact else [h.in_env_dtypes() for h in histories]
+        yield history if compact else history.in_env_dtypes()
+
+
+def _task_index(path: Path) -> int:
+    """A history's place in its collection, read from its metadata alone (0 if unreadable: reading
+    the whole file then reports the damage)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return int(json.loads(data["metadata"].tobytes().decode()).get("task_index", 0))
+    except Exception:
+        return 0
 
 
 @functools.lru_cache(maxsize=None)

@@ -7,17 +7,22 @@ in time order. Token t holds what the agent knew when it chose action t (see
 boundaries, so the last reward of an episode reaches the next one), the step of o_t in its
 episode and, where the histories recorded it, the observation the previous action led to (at an
 episode's first token, the view the previous episode ended on). `SequenceSampler` draws
-fixed-length segments uniformly from all streams.
+fixed-length segments uniformly from all streams, from memory or from token files
+(`ad_gym.data.token_files`, for datasets larger than memory).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
 
 from ad_gym.data.histories import History, IndexedObservations
+
+
+TOKEN_COLUMNS = ("obs", "prev_actions", "prev_rewards", "steps", "actions")
 
 
 @dataclass
@@ -85,6 +90,37 @@ def _token_observations(observations, stream: int, index: np.ndarray) -> np.ndar
     return observations[stream][index].astype(np.int64).reshape(len(index), -1)
 
 
+def history_tokens(
+    histories: Iterable[History],
+    n_actions: int,
+    every_k: int = 1,
+    max_episodes: int | None = None,
+    last_episodes: int | None = None,
+) -> Iterator[tuple[int, History, np.ndarray | None, list[tuple]]]:
+    """Per history, in order: (its number, itself, its pixel table or None, the token arrays of each of
+    its streams that keeps a complete episode). Pixel tokens already point into one table made of
+    every history's table, one after another."""
+    if every_k < 1:
+        raise ValueError(f"every_k must be a positive integer, got {every_k!r}")
+    offset, kinds = 0, set()
+    for number, h in enumerate(histories):
+        indexed = isinstance(h.observations, IndexedObservations)
+        kinds.add(indexed)
+        if len(kinds) > 1:
+            raise ValueError("the histories mix pixel and integer observations")
+        parts = []
+        for s in range(h.n_streams):
+            tokens = stream_tokens(h, s, n_actions, every_k, max_episodes, last_episodes)
+            if tokens is not None:
+                if indexed:
+                    final = None if tokens[5] is None else tokens[5] + offset
+                    tokens = (tokens[0] + offset, *tokens[1:5], final)
+                parts.append(tokens)
+        table = h.observations.table if indexed else None
+        offset += 0 if table is None else len(table)
+        yield number, h, table, parts
+
+
 def build_sequences(
     histories: list[History],
     n_actions: int,
@@ -92,27 +128,14 @@ def build_sequences(
     max_episodes: int | None = None,
     last_episodes: int | None = None,
 ) -> TokenSequences:
-    if every_k < 1:
-        raise ValueError(f"every_k must be a positive integer, got {every_k!r}")
-    parts, tables, offset, owners = [], [], 0, []
-    for number, h in enumerate(histories):
-        indexed = isinstance(h.observations, IndexedObservations)
-        for s in range(h.n_streams):
-            tokens = stream_tokens(h, s, n_actions, every_k, max_episodes, last_episodes)
-            if tokens is not None:
-                # Pixel tokens point into one table made of every history's table, one after another.
-                if indexed:
-                    final = None if tokens[5] is None else tokens[5] + offset
-                    tokens = (tokens[0] + offset, *tokens[1:5], final)
-                parts.append(tokens)
-                owners.append(number)
-        if indexed:
-            tables.append(h.observations.table)
-            offset += len(h.observations.table)
+    parts, tables, owners = [], [], []
+    for number, _, table, history_parts in history_tokens(histories, n_actions, every_k, max_episodes, last_episodes):
+        parts += history_parts
+        owners += [number] * len(history_parts)
+        if table is not None:
+            tables.append(table)
     if not parts:
         raise ValueError("the histories hold no complete episode")
-    if tables and len(tables) != len(histories):
-        raise ValueError("the histories mix pixel and integer observations")
     lengths = np.array([len(p[4]) for p in parts])
     ends = np.cumsum(lengths)
     columns = [np.concatenate(column) for column in zip(*(p[:5] for p in parts))]
@@ -125,9 +148,12 @@ def build_sequences(
 
 
 class SequenceSampler:
-    """Uniform random segments of ``seq_len`` tokens that never cross from one stream to another."""
+    """Uniform random segments of ``seq_len`` tokens that never cross from one stream to another,
+    gathered from token data in memory (`TokenSequences`) or in files
+    (`ad_gym.data.token_files.TokenFiles`): the same generator state draws the same segments from
+    either."""
 
-    def __init__(self, sequences: TokenSequences, seq_len: int, generator: torch.Generator):
+    def __init__(self, sequences, seq_len: int, generator: torch.Generator):
         lengths = sequences.ends - sequences.starts
         usable = lengths >= seq_len
         if not usable.any():
@@ -135,36 +161,51 @@ class SequenceSampler:
                 f"every stream is shorter than the training sequence ({seq_len} tokens; the longest has "
                 f"{lengths.max()}): collect longer histories, subsample less, or shorten the context"
             )
-        # A segment may start at any token that leaves seq_len tokens in its stream.
-        self.first = np.concatenate([np.arange(s, e - seq_len + 1) for s, e in zip(sequences.starts[usable], sequences.ends[usable])])
+        # A segment may start at any token that leaves seq_len tokens in its stream: segment number
+        # n is in the stream whose range of numbers holds n (one entry per stream, not per token).
+        counts = lengths[usable] - seq_len + 1
+        self.stream_first = torch.from_numpy(sequences.starts[usable].astype(np.int64))
+        self.stream_until = torch.from_numpy(np.cumsum(counts))  # segments numbered below, stream by stream
+        self.stream_before = self.stream_until - torch.from_numpy(counts)
         self.seq_len = seq_len
         self.generator = generator
+        self.files = sequences if hasattr(sequences, "segments") else None  # TokenFiles: read batch by batch
         self.obs_table = None if sequences.obs_table is None else torch.from_numpy(sequences.obs_table)
-        self.tensors = {
-            "obs": torch.from_numpy(sequences.obs),
-            "prev_actions": torch.from_numpy(sequences.prev_actions),
-            "prev_rewards": torch.from_numpy(sequences.prev_rewards),
-            "steps": torch.from_numpy(sequences.steps),
-            "actions": torch.from_numpy(sequences.actions),
-        }
-        if sequences.final_obs is not None:
-            self.tensors["final_obs"] = torch.from_numpy(sequences.final_obs)
+        self.tensors = {}
+        if self.files is None:
+            self.tensors = {name: torch.from_numpy(getattr(sequences, name)) for name in TOKEN_COLUMNS}
+            if sequences.final_obs is not None:
+                self.tensors["final_obs"] = torch.from_numpy(sequences.final_obs)
 
     @property
     def n_segments(self) -> int:
-        return len(self.first)
+        return int(self.stream_until[-1])
 
-    def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
-        pick = torch.randint(len(self.first), (batch_size,), generator=self.generator)
-        index = torch.from_numpy(self.first)[pick][:, None] + torch.arange(self.seq_len)  # (B, T)
-        batch = {name: tensor[index] for name, tensor in self.tensors.items()}
+    def sample(self, batch_size: int, rows: slice = slice(None)) -> dict[str, torch.Tensor]:
+        """``batch_size`` random segments; ``rows`` keeps only those rows of the batch (a rank's
+        share: the generator advances as for the whole batch, so every rank draws the same one)."""
+        pick = torch.randint(self.n_segments, (batch_size,), generator=self.generator)[rows]
+        stream = torch.searchsorted(self.stream_until, pick, right=True)
+        first = self.stream_first[stream] + pick - self.stream_before[stream]  # (B,) first token of each segment
+        if self.files is not None:
+            batch = self.files.segments(first.numpy(), self.seq_len)
+        else:
+            index = first[:, None] + torch.arange(self.seq_len)  # (B, T)
+            batch = {name: tensor[index.to(tensor.device)] for name, tensor in self.tensors.items()}
         if self.obs_table is not None:
             for name in ("obs", "final_obs"):
                 if name in batch:
-                    batch[name] = self.obs_table[batch[name]]  # (B, T) rows -> (B, T, H, W, C) pixels
+                    batch[name] = self.obs_table[batch[name].to(self.obs_table.device)]  # (B, T) rows -> (B, T, H, W, C)
         return batch
+
+    def to(self, device: torch.device) -> "SequenceSampler":
+        """Keep the token data on ``device`` (a GPU's memory, where it fits), so batches are gathered there."""
+        self.tensors = {name: tensor.to(device) for name, tensor in self.tensors.items()}
+        if self.obs_table is not None:
+            self.obs_table = self.obs_table.to(device)
+        return self
 
     @property
     def has_final_obs(self) -> bool:
         """Whether the segments carry the view each episode ended on (see TokenSequences)."""
-        return "final_obs" in self.tensors
+        return "final_obs" in self.tensors or (self.files is not None and self.files.final_obs)

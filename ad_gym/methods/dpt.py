@@ -258,9 +258,11 @@ class QueryEpisodeSampler:
             follows.append(cut if cut > window else -1)
         return np.concatenate(index), np.concatenate(positions), np.concatenate(segment), follows
 
-    def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
-        picks = torch.randint(len(self.ends), (batch_size,), generator=self.generator).numpy()
-        draws = torch.rand(batch_size, 1 + 2 * self.queries_per_row, generator=self.generator).numpy()
+    def sample(self, batch_size: int, rows: slice = slice(None)) -> dict[str, torch.Tensor]:
+        """As `SequenceSampler.sample`: ``rows`` keeps a rank's share of the batch drawn."""
+        picks = torch.randint(len(self.ends), (batch_size,), generator=self.generator).numpy()[rows]
+        draws = torch.rand(batch_size, 1 + 2 * self.queries_per_row, generator=self.generator).numpy()[rows]
+        batch_size = len(picks)
         rows = [self._row(pick, row_draws) for pick, row_draws in zip(picks, draws)]
         T = max(len(index) for index, *_ in rows)
         index = np.zeros((batch_size, T), dtype=np.int64)
