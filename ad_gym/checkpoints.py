@@ -30,9 +30,22 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(path: str | os.PathLike, meta: dict[str, Any], tensors: dict[str, Any]) -> Path:
-    """Write atomically: a temporary file in the same folder, renamed into place."""
-    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "meta": json.dumps(meta, sort_keys=True), **tensors}
+    """Write atomically: a temporary file in the same folder, renamed into place. Every tensor is
+    saved from the CPU, so a model trained on a GPU loads on any machine."""
+    payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "meta": json.dumps(meta, sort_keys=True),
+               **on_cpu(tensors)}
     return atomic_write(path, lambda f: torch.save(payload, f))
+
+
+def on_cpu(state: Any) -> Any:
+    """``state`` (tensors in dicts, lists and tuples) with every tensor on the CPU."""
+    if isinstance(state, torch.Tensor):
+        return state.cpu()
+    if isinstance(state, dict):
+        return {key: on_cpu(value) for key, value in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(on_cpu(value) for value in state)
+    return state
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:

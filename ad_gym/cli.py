@@ -91,7 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--hp 'policy_kwargs={\"net_arch\": [128, 128]}'); repeatable",
     )
     collect.add_argument("--seed", type=seed_int, default=0, help="seed of the whole collection (default: 0)")
-    collect.add_argument("--workers", type=int, help="parallel processes (default: every core)")
+    collect.add_argument("--workers", type=int, help="parallel processes (default: every core); with --backend ray and "
+                         "no --address, the CPUs of the local Ray cluster")
+    collect.add_argument("--backend", choices=("local", "ray"), default="local",
+                         help="local: a process pool on this machine (default); ray: a Ray cluster (pip install -e '.[ray]')")
+    collect.add_argument("--address", help="with --backend ray: the running cluster to use (e.g. auto, ray://HEAD:10001); "
+                         "default: a local cluster started for this collection")
     collect.add_argument("--sb3-log", type=folder_path, metavar="DIR", help="keep each SB3 learner's own logs in DIR/<task>/ "
                          "(progress.csv; TensorBoard too when installed), like SB3's tensorboard_log=")
     collect.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -190,7 +195,8 @@ def run_collect(args) -> int:
                           hyperparams=parse_hyperparams(args.hp), policy=args.policy)
     results = collect(
         env_id, out, split=args.split, config=config, seed=args.seed, max_tasks=args.max_tasks,
-        workers=args.workers, progress=not args.no_progress, sb3_log_dir=args.sb3_log,
+        workers=args.workers, progress=not args.no_progress, sb3_log_dir=args.sb3_log, backend=args.backend,
+        address=args.address,
     )
     skipped = sum(r.skipped for r in results)
     print(f"\n{len(results)} task histories in {out} ({skipped} already there, {len(results) - skipped} collected now)\n")

@@ -84,10 +84,11 @@ _DARK_ROOM_NOISY = SourceConfig(algo="oracle-eps", n_streams=16, total_steps=960
 _DARK_ROOM_AD_EPS = ADEps(dataclasses.replace(_DARK_ROOM_TRAIN, every_k=1, max_episodes=None, updates=1000), source=_DARK_ROOM_NOISY)
 # DPT: its defaults are the Dark Room recipe (ad_gym/methods/dpt.py).
 _DARK_ROOM_DPT = DPT()
-# RL²: its defaults are the Dark Room recipe; 250k env steps of meta-training on the train goals
-# here (its meta-training curve is flat from ~250k steps, and held out 1M and 2M both play ~2 per
-# episode: benchmarks/results/rl2_notes.md), 5M in the full preset.
-_DARK_ROOM_RL2 = RL2(RL2Config(total_steps=250_000))
+# RL²: its defaults are the Dark Room recipe. It plays ~2 per episode, flat, up to ~4M env steps,
+# then learns to search and return within a trial: held out 3.1 over episodes 1-2 -> 8.3 over
+# 21-30 at 10M (benchmarks/results/rl2_notes.md). 8M here (~7 minutes on one core, side by side
+# with AD), 25M in the full preset.
+_DARK_ROOM_RL2 = RL2(RL2Config(total_steps=8_000_000))
 
 # Dark Room Hard: the same A2C learner, run for 200 episodes per stream (32k steps per goal):
 # held out, its streams average 0.34 over episodes 26-35 and 0.67 over 191-200, two goals in
@@ -220,9 +221,10 @@ _WATERMAZE_V1_DPT = DPT(dataclasses.replace(_WATERMAZE_V1_TRAIN, prev_obs=False,
                         query_source=SourceConfig(algo="oracle", n_streams=1, total_steps=100))
 
 # RL² on the bandit: Dark Room's recipe, trials of 10 episodes (1000 pulls) of one training
-# bandit; a rollout of 200 steps per env covers a fifth of a trial. 250k pulls of meta-training
-# (with 1M it stayed flat within a trial: benchmarks/results/rl2_notes.md).
-_BANDIT_RL2 = RL2(RL2Config(total_steps=250_000))
+# bandit; a rollout of 200 steps per env covers a fifth of a trial. 2M pulls of meta-training
+# (5M: 38.6 over episodes 1-2 and 39.8 over 21-30 held out, random 29.4: it learns within the
+# first episode, little after; benchmarks/results/rl2_notes.md).
+_BANDIT_RL2 = RL2(RL2Config(total_steps=2_000_000))
 
 PRESETS: dict[str, dict[str, Preset]] = {
     "DarkRoom-v0": {
@@ -237,7 +239,7 @@ PRESETS: dict[str, dict[str, Preset]] = {
                 *ad_and_ed(dataclasses.replace(_DARK_ROOM_TRAIN, updates=5000, warmup=200), expert_updates=1500),
                 dataclasses.replace(_DARK_ROOM_AD_EPS, config=dataclasses.replace(_DARK_ROOM_AD_EPS.config, updates=5000, warmup=200)),
                 dataclasses.replace(_DARK_ROOM_DPT, config=dataclasses.replace(_DARK_ROOM_DPT.config, updates=2500, warmup=200)),
-                RL2(RL2Config(total_steps=5_000_000)),
+                RL2(RL2Config(total_steps=25_000_000)),
             ),
             notes="2-core CPU, <= 90 minutes in all",
         ),

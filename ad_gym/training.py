@@ -399,9 +399,9 @@ def fit(
         if not world.is_main:
             return
         meta["finished"] = finished
-        tensors = {"model": _on_cpu(model.state_dict())}  # device-free: loads on any machine
+        tensors = {"model": model.state_dict()}  # saved from the CPU (save_checkpoint): loads on any machine
         if not finished:
-            tensors |= {"optimizer": _on_cpu(optimizer.state_dict()), "generator": generator.get_state(),
+            tensors |= {"optimizer": optimizer.state_dict(), "generator": generator.get_state(),
                         "torch_rng": torch.get_rng_state()}
         save_checkpoint(checkpoint_path, meta, tensors)
 
@@ -471,17 +471,6 @@ def _identity(train_settings: dict[str, Any] | None) -> dict[str, Any] | None:
     if train_settings is None:
         return None
     return {name: value for name, value in train_settings.items() if name not in RUNTIME_FIELDS}
-
-
-def _on_cpu(state: Any) -> Any:
-    """A state dict (nested) with every tensor on the CPU."""
-    if isinstance(state, torch.Tensor):
-        return state.cpu()
-    if isinstance(state, dict):
-        return {key: _on_cpu(value) for key, value in state.items()}
-    if isinstance(state, (list, tuple)):
-        return type(state)(_on_cpu(value) for value in state)
-    return state
 
 
 def _move_optimizer_state(optimizer: torch.optim.Optimizer, device: torch.device) -> None:

@@ -346,3 +346,29 @@ def test_sb3_learners_keep_their_own_logs_only_when_asked(tmp_path):
     (log,) = (tmp_path / "logs").glob("*/progress.csv")
     header, *rows = log.read_text().splitlines()
     assert "time/total_timesteps" in header and "train/entropy_loss" in header and len(rows) == 1
+
+
+def test_the_ray_backend_writes_the_local_backends_arrays(tmp_path):
+    """Collection on a (local) Ray cluster: the same histories, array for array, as the process pool."""
+    pytest.importorskip("ray", reason="Ray is an optional extra: pip install -e '.[ray]'")
+    config = SourceConfig(n_streams=2, total_steps=400)
+    local = collect("DarkRoom-v0", tmp_path / "local", config=config, max_tasks=2, workers=2, progress=False)
+    on_ray = collect("DarkRoom-v0", tmp_path / "ray", config=config, max_tasks=2, workers=2, progress=False, backend="ray")
+    for a, b in zip(local, on_ray):
+        assert a.path.name == b.path.name and not b.skipped
+        with np.load(a.path) as x, np.load(b.path) as y:
+            assert x.files == y.files
+            for key in set(x.files) - {"metadata"}:
+                np.testing.assert_array_equal(x[key], y[key])
+            meta_x, meta_y = (json.loads(f["metadata"].tobytes()) for f in (x, y))
+            assert meta_x.pop("seconds") > 0 and meta_y.pop("seconds") > 0  # what differs: how long it took
+            assert meta_x == meta_y
+    again = collect("DarkRoom-v0", tmp_path / "ray", config=config, max_tasks=2, workers=2, progress=False, backend="ray")
+    assert all(r.skipped for r in again)  # resumes as the local backend does
+
+
+def test_a_ray_address_needs_the_ray_backend(tmp_path):
+    with pytest.raises(ValueError, match="backend='ray'"):
+        collect("DarkRoom-v0", tmp_path, config=SourceConfig(n_streams=2, total_steps=400), max_tasks=1, address="auto")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        collect("DarkRoom-v0", tmp_path, backend="dask")

@@ -136,8 +136,8 @@ def test_checkpoints_from_before_the_critic_setting_still_load(rl2_checkpoint, t
         assert load_agent(trained, seed=0).policy.enable_critic_lstm is (critic == "lstm")
         same = RL2(dataclasses.replace(TINY, critic=critic)).train(RunData("DarkRoom-v0", [], None), folder, progress=False)
         assert same == trained and load_checkpoint(same)[0]["rl2"] == stored  # a rerun reuses it, not retrains
-    default = load_agent(rl2_checkpoint, seed=0).policy  # the default: a critic without memory
-    assert not default.shared_lstm and not default.enable_critic_lstm
+    default = load_agent(rl2_checkpoint, seed=0).policy  # the default: the critic reads the actor's LSTM state
+    assert default.shared_lstm and not default.enable_critic_lstm
 
 
 def test_meta_training_leaves_nothing_in_the_temp_dir(tmp_path, monkeypatch):

@@ -60,7 +60,7 @@ class ADContext:
     def transitions(self) -> dict[str, np.ndarray]:
         """The context as arrays (n_envs, T, ...): obs, prev_actions, prev_rewards, steps (and
         final_obs for models that read the view each episode ended on)."""
-        return {name: torch.stack(list(values), dim=1).numpy() for name, values in self.tokens.items()}
+        return {name: torch.stack(list(values), dim=1).cpu().numpy() for name, values in self.tokens.items()}
 
 
 class ADAgent:
@@ -96,11 +96,16 @@ class ADAgent:
         """Load a checkpoint file, a training folder, or a shipped pretrained model by name.
 
         With ``env_id``, refuse a checkpoint trained on another env; with ``env`` (SB3's keyword),
-        refuse an env of another task family or with other spaces. Inference runs on the CPU (one token
-        per step: a GPU would not speed it up), so ``device`` may only be "auto" or "cpu".
+        refuse an env of another task family or with other spaces. ``device``: "auto" and "cpu"
+        run on the CPU (one token per step: for a few envs a GPU does not pay); "cuda" or
+        "cuda:N" runs the model on that GPU, which pays for large batches of envs (many tasks
+        evaluated at once). Actions are sampled on the CPU either way, from the agent's seed.
         """
-        if str(device) not in ("auto", "cpu"):
-            raise ValueError(f"ADAgent runs on the CPU; got device={device!r}, expected 'auto' or 'cpu'")
+        from ad_gym.distributed import resolve_device
+
+        if str(device) not in ("auto", "cpu", "cuda") and not str(device).startswith("cuda:"):
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+        run_on = torch.device("cpu") if str(device) in ("auto", "cpu") else resolve_device(str(device))
         meta, payload = load_checkpoint(resolve_checkpoint(path))
         if meta.get("kind") != "ad_model" or "model" not in payload:
             raise CheckpointError(f"{path} is not an AD model checkpoint")
@@ -115,7 +120,7 @@ class ADAgent:
             raise
         except (KeyError, TypeError, RuntimeError, ValueError, AttributeError) as exc:
             raise CheckpointError(f"{path}: the weights do not match the model config ({exc})") from exc
-        agent = cls(model, meta, **kwargs)
+        agent = cls(model.to(run_on), meta, **kwargs)
         agent._resume_state = {key: value for key, value in payload.items() if key != "model" and not meta.get("finished")}
         if env is not None:
             agent.check_spaces(env)
@@ -169,7 +174,7 @@ class ADAgent:
             return
         state.cleared_rows = True
         if state.cache is not None:
-            state.cache.clear(torch.from_numpy(rows))
+            state.cache.clear(torch.from_numpy(rows).to(state.cache.valid.device))
 
     def new_context(self, n_envs: int) -> ADContext:
         return ADContext(
@@ -206,7 +211,7 @@ class ADAgent:
             state.steps[starts] = 0
         self._active = state
 
-        logits = self._logits(state, obs)
+        logits = self._logits(state, obs).float().cpu()  # sampled on the CPU: the same actions on any device
         if deterministic:
             actions = logits.argmax(dim=-1)
         else:
@@ -315,6 +320,7 @@ class ADAgent:
         return checked.reshape(n, T, *checked.shape[1:])
 
     def _token(self, state: ADContext, obs: np.ndarray) -> dict[str, torch.Tensor]:
+        device = self.model.head.weight.device
         token = {
             "obs": torch.from_numpy(obs),
             "prev_actions": torch.from_numpy(state.prev_actions),
@@ -325,7 +331,7 @@ class ADAgent:
             if state.final_obs is None:  # same shape and dtype as the observations
                 state.final_obs = np.zeros_like(obs)
             token["final_obs"] = torch.from_numpy(state.final_obs.copy())
-        return token
+        return {name: value.to(device) for name, value in token.items()}
 
     @torch.inference_mode()
     def _logits(self, state: ADContext, obs: np.ndarray) -> torch.Tensor:

@@ -32,6 +32,7 @@ from ad_gym.sources.sb3 import SourceConfig, learn_task, validate_source
 from ad_gym.stages import available_cores, exit_with_parent
 
 MANIFEST = "collection.json"
+BACKENDS = ("local", "ray")
 
 
 @dataclass
@@ -53,6 +54,8 @@ def collect(
     workers: int | None = None,
     progress: bool = True,
     sb3_log_dir: str | os.PathLike | None = None,
+    backend: str = "local",
+    address: str | None = None,
 ) -> list[TaskResult]:
     """Train a source learner on each task of ``split`` and store its history under ``out``.
 
@@ -60,7 +63,17 @@ def collect(
     torch thread. With ``sb3_log_dir``, each SB3 learner keeps its own logs in
     ``sb3_log_dir/<task>/`` (progress.csv; TensorBoard too when installed). Returns one
     `TaskResult` per task, in task order.
+
+    ``backend="ray"`` sends each task to a Ray cluster instead (``pip install -e ".[ray]"``): a
+    local one of ``workers`` CPUs, or the running cluster at ``address`` (e.g. "auto", or
+    "ray://head:10001"), one CPU per task, its nodes having ad_gym installed. The learners return
+    their histories and this process writes the files, so the folder is the same as the local
+    backend's, arrays byte for byte, and resumes alike.
     """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if address is not None and backend != "ray":
+        raise ValueError(f"address {address!r} is a Ray cluster's: use it with backend='ray'")
     env_id = canonical_env_id(env_id)
     config = config or SourceConfig(algo=family(env_id).default_source)
     tasks = family(env_id).split(split)
@@ -89,7 +102,8 @@ def collect(
     start, steps_done = time.perf_counter(), 0
     logs = None if sb3_log_dir is None else Path(sb3_log_dir)
     jobs = [(task, path, None if logs is None else logs / task_key(task)) for task, path in pending]
-    for result in _run(env_id, jobs, config, seed, workers):
+    run = _run_on_ray(env_id, jobs, config, seed, workers, address) if backend == "ray" else _run(env_id, jobs, config, seed, workers)
+    for result in run:
         results[task_key(result.task)] = result
         steps_done += result.steps
         bar.set_postfix_str(f"{steps_done / (time.perf_counter() - start):,.0f} env steps/s")
@@ -122,16 +136,53 @@ def _run(env_id, pending, config, seed, workers):
             raise
 
 
-def _collect_task(env_id: str, task: dict[str, Any], path: Path, config: SourceConfig, seed: int,
-                  sb3_log_dir: Path | None = None) -> TaskResult:
+def _run_on_ray(env_id, pending, config, seed, workers, address):
+    """The tasks as Ray tasks, one CPU each; each finished history is written here as it arrives."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise ValueError('backend="ray" needs Ray: pip install -e ".[ray]" (or pip install "ray>=2.9")') from exc
+    if not pending:
+        return
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+    learn = ray.remote(num_cpus=1, max_retries=0)(_learn)
+    refs = {learn.remote(env_id, task, config, seed, log_dir): (task, path) for task, path, log_dir in pending}
+    try:
+        while refs:
+            done, _ = ray.wait(list(refs), num_returns=1)
+            for ref in done:
+                task, path = refs.pop(ref)
+                history, seconds = ray.get(ref)
+                save_history(history, path)
+                yield TaskResult(task, path, history.n_steps * history.n_streams, seconds, skipped=False)
+    except BaseException:
+        for ref in refs:
+            ray.cancel(ref, force=True)
+        raise
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _learn(env_id: str, task: dict[str, Any], config: SourceConfig, seed: int, sb3_log_dir: Path | None = None):
+    """One task's history and the seconds it took."""
     import torch
 
     # One thread per learner: the networks are tiny, and parallelism comes from the processes.
     torch.set_num_threads(1)
     start = time.perf_counter()
     history = learn_task(env_id, task, config, seed=seed, sb3_log_dir=sb3_log_dir)
+    return history, time.perf_counter() - start
+
+
+def _collect_task(env_id: str, task: dict[str, Any], path: Path, config: SourceConfig, seed: int,
+                  sb3_log_dir: Path | None = None) -> TaskResult:
+    history, seconds = _learn(env_id, task, config, seed, sb3_log_dir)
     save_history(history, path)
-    return TaskResult(task, path, history.n_steps * history.n_streams, time.perf_counter() - start, skipped=False)
+    return TaskResult(task, path, history.n_steps * history.n_streams, seconds, skipped=False)
 
 
 def _is_finished(path: Path) -> bool:
