@@ -188,11 +188,19 @@ def save_meta_training_plot(name: str, curves: dict[str, list[dict]], title: str
 
     from ad_gym.atomic import atomic_write
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    within = any("first_episode" in p for log in curves.values() for p in log)  # logged from 2026-12-01 on
+    fig, axes = plt.subplots(1, 2 if within else 1, figsize=(11 if within else 6, 4), squeeze=False)
     for label, log in curves.items():
-        ax.plot([p["steps"] for p in log], [p["trial_return"] for p in log], label=label)
-    ax.set(xlabel="env steps", ylabel="mean return per trial", title=title)
-    ax.legend()
+        steps = [p["steps"] for p in log]
+        axes[0, 0].plot(steps, [p["trial_return"] for p in log], label=label)
+        if within and all("first_episode" in p for p in log):
+            axes[0, 1].plot(steps, [p["first_episode"] for p in log], label=f"{label}: first episode of a trial")
+            axes[0, 1].plot(steps, [p["last_episode"] for p in log], label=f"{label}: last episode")
+    axes[0, 0].set(xlabel="env steps", ylabel="mean return per trial", title=title)
+    axes[0, 0].legend()
+    if within:  # learning in context: the last episode of a trial above its first
+        axes[0, 1].set(xlabel="env steps", ylabel="mean return per episode", title="within a trial")
+        axes[0, 1].legend()
     atomic_write(results_dir() / f"{name}.png", lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"))
     plt.close(fig)
 

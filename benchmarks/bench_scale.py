@@ -2,7 +2,7 @@
 torchrun ranks, training memory against the dataset's size, and a paper-scale projection.
 
     python benchmarks/bench_scale.py             # ~15 minutes on 2 cores
-    python benchmarks/bench_scale.py --tasks 4   # a quicker, rougher run
+    python benchmarks/bench_scale.py --tasks 8   # a quicker, rougher run
 
 Measures, on this machine:
 1. collection throughput (Dark Room, the default A2C source) of the local process pool and of a
@@ -164,7 +164,7 @@ def markdown(command: str, collection, ddp, memory, projected, gpu_note: str) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", type=int, default=8, help="tasks per collection measurement (default: 8)")
+    parser.add_argument("--tasks", type=int, default=32, help="tasks per collection measurement (default: 32)")
     parser.add_argument("--scratch", type=Path, default=Path("runs/bench-scale"), help="where the histories and runs go")
     parser.add_argument("--histories", type=Path, help="the Dark Room default train histories, if collected already "
                         "(default: collected into SCRATCH/train)")

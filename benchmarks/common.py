@@ -115,7 +115,7 @@ def rise(returns: np.ndarray, late: tuple[int, int], early: tuple[int, int] = (1
 
 def quick_preset(preset):
     """A smoke-sized copy of a preset: 4 train tasks, 2 held-out, one seed, 10 episodes, every
-    method's training cut to 20 updates (RL²: 2048 env steps). For checking a benchmark end to
+    method's training cut to 20 updates (RL²: one rollout, 3200 env steps). For checking a benchmark end to
     end in minutes, never for figures."""
     methods = []
     for method in preset.methods:
@@ -123,7 +123,8 @@ def quick_preset(preset):
         if hasattr(config, "updates"):
             method = dataclasses.replace(method, config=dataclasses.replace(config, updates=20, warmup=5, eval_every=10))
         elif hasattr(config, "total_steps"):
-            method = dataclasses.replace(method, config=dataclasses.replace(config, total_steps=2048))
+            # One rollout of 16 trials (RL²'s default plays 128 per rollout).
+            method = dataclasses.replace(method, config=dataclasses.replace(config, total_steps=3200, n_envs=16))
         methods.append(method)
     return dataclasses.replace(preset, methods=tuple(methods), train_tasks=4, test_tasks=2, eval_episodes=10,
                                eval_seeds=(0,), train_learners=1)
