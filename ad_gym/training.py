@@ -142,7 +142,7 @@ class TrainConfig:
 
     def identity(self) -> dict[str, Any]:
         """The settings that make the model what it is: all but where and how it trained."""
-        return {name: value for name, value in self.to_dict().items() if name not in RUNTIME_FIELDS}
+        return _identity(self.to_dict())
 
     def model_config(self, env_id: str) -> ADConfig:
         architecture = {name: getattr(self, name) for name in _MODEL_DEFAULTS}
