@@ -86,6 +86,21 @@ def test_ad_ps_rows_are_reported_and_named_in_the_verdicts(results):
     assert claim.ours.startswith("full preset") and claim.verdict.startswith("does not hold")
 
 
+def test_source_verdicts_ask_above_on_dark_room_and_level_on_the_bandit(results):
+    rng = np.random.default_rng(4)
+    for name, source, ad in (("sources_darkroom", "source (A2C, from scratch)", _curves(rng, 1, 14)),
+                             ("sources_bandit", "source (UCB, from scratch)", _curves(rng, 40, 65))):
+        own = _curves(rng, 1, 4) if name == "sources_darkroom" else _curves(rng, 40, 65)
+        algo = source.split("(")[1].split(",")[0]
+        common.save_results(name, "", {f"AD from {algo}": ad, source: own, f"{source}, whole run": own}, {"optimal": 16.0})
+    dark_room, bandit = paper.source_claims(results)
+    assert dark_room.claim == "Dark Room: AD distils A2C, above its source" and dark_room.verdict == "holds"
+    assert bandit.claim == "Adversarial Bandit: AD distils UCB, level with its source" and bandit.verdict == "holds"
+    common.save_results("sources_bandit", "", {"AD from UCB": _curves(rng, 30, 30), "source (UCB, from scratch)": own,
+                                               "source (UCB, from scratch), whole run": own})
+    assert paper.source_claims(results)[1].verdict == "does not hold"  # clearly below UCB
+
+
 def test_the_context_claim_reads_the_method_it_varied(results):
     rng = np.random.default_rng(3)
     common.save_results("context_keytodoor_v1", "", {
