@@ -42,7 +42,7 @@ import pytest  # noqa: E402
 
 LEARNERS = [("darkroom", "AD", "DarkRoom-v0"), ("darkroom-dpt", "DPT", "DarkRoom-v0"), ("darkroom-ad-eps", "AD-ε", "DarkRoom-v0"),
             ("keytodoor-ad-ps", "AD-PS", "DarkKeyToDoor-v1"), ("darkroom-hard-ad-ps", "AD-PS", "DarkRoomHard-v0"),
-            ("darkroom-rl2", "RL2", "DarkRoom-v0")]
+            ("darkroom-rl2", "RL2", "DarkRoom-v0"), ("watermaze-full", "AD", "Watermaze-v1")]
 # A held-out task each learner is checked on (default: the family's first held-out task); on
 # Hard, a goal 6 steps from the start, which a searching model finds within 30 episodes.
 HELD_OUT = {"DarkRoom-v0": {"goal": (2, 4)}, "DarkRoomHard-v0": {"goal": (14, 8)}}
