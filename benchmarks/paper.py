@@ -207,7 +207,8 @@ def rl2_claims(results: Path) -> list[Claim]:
         above_random = all(mean_ci(rl2, e)[0] - mean_ci(rl2, e)[1] > mean_ci(rand, e)[0] for e in range(5, n + 1, 5))
         after = block_means(rl2, n - 9, n)
         trained = meta.get("meta_training", {}).get("RL2")
-        budget = f", {trained[-1]['steps'] / 1e6:.0f}M env steps" if trained else ""
+        steps = trained[-1]["steps"] if trained else 0
+        budget = f", {steps / 1e6:.0f}M env steps" if steps >= 1e6 else f", {steps:,} env steps" if steps else ""
         ours = (f"{name.rsplit('_', 1)[1]} preset{budget}: "
                 f"RL² {_fmt(*first)} (eps 1-2) -> {_fmt(*last)} (eps {late[0]}-{late[1]}, the end of its "
                 f"{trial}-episode trial); eps {n - 9}-{n}: {_fmt(*after)}; above random from episode 5: {above_random}")
