@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from ad_gym.atomic import atomic_write
+from ad_gym.version import __version__
 
 FORMAT = "ad_gym.checkpoint"
 CHECKPOINT = "checkpoint.pt"  # a training folder's checkpoint; what save/load use for a folder
@@ -88,6 +89,11 @@ def checkpoint_method(meta: dict[str, Any]) -> str:
     """The method that trained a checkpoint (`ad_gym.methods`); checkpoints from before methods
     were recorded are all Algorithm Distillation's."""
     return meta.get("method", IMITATION_METHOD)
+
+
+def stamped(provenance: dict[str, Any] | None) -> dict[str, Any]:
+    """A model's provenance as its checkpoint records it: the ad_gym version that trained it first."""
+    return {"ad_gym_version": __version__, **(provenance or {})}
 
 
 def as_json(value: Any) -> Any:

@@ -27,14 +27,14 @@ from tqdm.auto import tqdm
 
 from ad_gym import distributed, stages
 from ad_gym.atomic import atomic_write, remove_orphaned_temps
-from ad_gym.checkpoints import CHECKPOINT, IMITATION_METHOD, as_json, checkpoint_method, load_checkpoint, save_checkpoint
+from ad_gym.checkpoints import (CHECKPOINT, IMITATION_METHOD, as_json, checkpoint_method, load_checkpoint, save_checkpoint,
+                                stamped)
 from ad_gym.data import token_files
 from ad_gym.data.histories import History, check_one_env, history_files, iter_histories, load_histories, read_history
 from ad_gym.data.windows import SequenceSampler, build_sequences
 from ad_gym.envs.checks import check_int
 from ad_gym.models.transformer import ADConfig, ADTransformer
 from ad_gym.settings import setting
-from ad_gym.version import __version__
 
 # The architecture fields of ADConfig (what the env fixes, such as image_shape, comes from env_shapes).
 _MODEL_DEFAULTS = {f.name: f.default for f in fields(ADConfig) if f.default is not MISSING and f.name != "image_shape"}
@@ -359,7 +359,7 @@ def fit(
         "model": model_config.to_dict(),
         "train": config.to_dict(),
         **data,
-        "provenance": {"ad_gym_version": __version__, **(provenance or {})},
+        "provenance": stamped(provenance),
         "update": 0,
         "finished": False,
         "log": [],

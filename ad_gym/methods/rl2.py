@@ -24,10 +24,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from ad_gym.checkpoints import CheckpointError, load_checkpoint, refuse_other_env, resolve_checkpoint, save_checkpoint
+from ad_gym.checkpoints import CheckpointError, load_checkpoint, refuse_other_env, resolve_checkpoint, save_checkpoint, stamped
 from ad_gym.envs.tasks import canonical_env_id, tasks
 from ad_gym.methods.base import Method, RunData, register
-from ad_gym.version import __version__
 
 KIND = "rl2_model"
 CRITICS = ("shared", "lstm", "none")
@@ -390,7 +389,7 @@ class RL2(Method):
         meta = {
             "kind": KIND, "method": self.name, "env_id": canonical_env_id(data.env_id), "rl2": config.to_dict(),
             "train_tasks": train_tasks, "finished": True, "meta_training": curve.log,
-            "provenance": {"ad_gym_version": __version__, **(provenance or {})},
+            "provenance": stamped(provenance),
         }
         out.mkdir(parents=True, exist_ok=True)
         return save_checkpoint(path, meta, {"policy": model.policy.state_dict()})
