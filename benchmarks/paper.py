@@ -189,13 +189,10 @@ def rl2_claims(results: Path) -> list[Claim]:
             ("DarkRoom-v0", "darkroom_default", "Dark Room", "RL² ~14.7 (1e9 env steps), AD ~14.1 at episode 1000"),
             ("AdversarialBandit-v0", "bandit_default", "Adversarial Bandit", "RL² 1.05 / -0.47 / 0.83 normalised")):
         claim = f"{family}: RL², the meta-RL upper bound, learns in context"
-        full = _full_if_run(name, results)  # the full preset's RL² where that run had one
-        if full != name and "RL2" in load_results(full, results)[0]:
-            name = full
-        if missing := _missing(name, results):
-            claims.append(Claim(claim, paper, "-", missing))
+        name, curves, meta = _rl2_results(name, results)
+        if curves is None:
+            claims.append(Claim(claim, paper, "-", _missing(name, results)))
             continue
-        curves, meta = load_results(name, results)
         if "RL2" not in curves:
             claims.append(Claim(claim, paper, "-", f"not measured: no RL2 row in results/{name}.npz"))
             continue
@@ -215,6 +212,17 @@ def rl2_claims(results: Path) -> list[Claim]:
         holds = above_random and apart(last, first)
         claims.append(Claim(claim, paper, ours, "holds" if holds else "does not hold"))
     return claims
+
+
+def _rl2_results(name: str, results: Path):
+    """The name, curves and meta of the full preset's results where that run trained RL², else the
+    default's (curves None where they are missing); each file read once."""
+    for candidate in (name.replace("_default", "_full"), name):
+        if (results / f"{candidate}.npz").exists():
+            curves, meta = load_results(candidate, results)
+            if "RL2" in curves or candidate == name:
+                return candidate, curves, meta
+    return name, None, {}
 
 
 def _rl2_trial_episodes(env_id: str) -> int:
